@@ -1,0 +1,160 @@
+"""Observers: PyTorch hooks that record statistics of every quantization-site tensor while the
+fp32 model runs on calibration patches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from srdeploy.models.common import ResidualAdd
+from srdeploy.quant import sites
+
+EMA_MOMENTUM = 0.9
+
+
+@dataclass(frozen=True, eq=False)
+class SiteStats:
+    """Statistics of one site's tensor over the calibration set.
+
+    ``sample`` holds (C, k) values drawn uniformly from each channel, so per-channel transforms
+    (equalization) can be applied to it; ``img_std`` is the std of the whole tensor per patch.
+    """
+
+    site: str
+    channels: int
+    min: float
+    max: float
+    ema_min: float
+    ema_max: float
+    ch_mean: np.ndarray
+    ch_std: np.ndarray
+    ch_min: np.ndarray
+    ch_max: np.ndarray
+    img_std: np.ndarray
+    sample: np.ndarray
+
+    @property
+    def nonnegative(self) -> bool:
+        return self.min >= 0.0
+
+    def flat_sample(self) -> np.ndarray:
+        return self.sample.reshape(-1)
+
+
+class _Accumulator:
+    def __init__(self, site: str, per_channel_sample: int, seed: int) -> None:
+        self.site = site
+        self.k = per_channel_sample
+        self.gen = torch.Generator().manual_seed(seed)
+        self.min = np.inf
+        self.max = -np.inf
+        self.ema_min: float | None = None
+        self.ema_max: float | None = None
+        self.s1: torch.Tensor | None = None
+        self.s2: torch.Tensor | None = None
+        self.cmin: torch.Tensor | None = None
+        self.cmax: torch.Tensor | None = None
+        self.count = 0
+        self.img_std: list[np.ndarray] = []
+        self.samples: list[torch.Tensor] = []
+
+    def update(self, x: torch.Tensor) -> None:
+        x = x.detach().float()
+        n, c = x.shape[0], x.shape[1]
+        flat = x.transpose(0, 1).reshape(c, -1)
+        lo, hi = float(flat.min()), float(flat.max())
+        self.min, self.max = min(self.min, lo), max(self.max, hi)
+        if self.ema_min is None:
+            self.ema_min, self.ema_max = lo, hi
+        else:
+            self.ema_min = EMA_MOMENTUM * self.ema_min + (1 - EMA_MOMENTUM) * lo
+            self.ema_max = EMA_MOMENTUM * self.ema_max + (1 - EMA_MOMENTUM) * hi
+        s1, s2 = flat.sum(1, dtype=torch.float64), (flat.double() ** 2).sum(1)
+        cmin, cmax = flat.min(1).values, flat.max(1).values
+        if self.s1 is None:
+            self.s1, self.s2, self.cmin, self.cmax = s1, s2, cmin, cmax
+        else:
+            self.s1, self.s2 = self.s1 + s1, self.s2 + s2
+            self.cmin, self.cmax = torch.minimum(self.cmin, cmin), torch.maximum(self.cmax, cmax)
+        self.count += flat.shape[1]
+        self.img_std.append(x.reshape(n, -1).std(1).numpy())
+        idx = torch.randint(flat.shape[1], (self.k,), generator=self.gen)
+        self.samples.append(flat[:, idx])
+
+    def finish(self, total_batches: int) -> SiteStats:
+        assert self.s1 is not None and self.s2 is not None and self.cmin is not None and self.cmax is not None
+        mean = (self.s1 / self.count).numpy()
+        var = np.maximum((self.s2 / self.count).numpy() - mean**2, 0.0)
+        # Keep about k values per channel overall: thin the per-batch draws.
+        sample = torch.cat(self.samples, 1)
+        if sample.shape[1] > self.k:
+            keep = torch.randperm(sample.shape[1], generator=self.gen)[: self.k]
+            sample = sample[:, keep.sort().values]
+        return SiteStats(
+            site=self.site,
+            channels=int(mean.shape[0]),
+            min=float(self.min),
+            max=float(self.max),
+            ema_min=float(self.ema_min if self.ema_min is not None else self.min),
+            ema_max=float(self.ema_max if self.ema_max is not None else self.max),
+            ch_mean=mean.astype(np.float32),
+            ch_std=np.sqrt(var).astype(np.float32),
+            ch_min=self.cmin.numpy().astype(np.float32),
+            ch_max=self.cmax.numpy().astype(np.float32),
+            img_std=np.concatenate(self.img_std).astype(np.float32),
+            sample=sample.numpy().astype(np.float32),
+        )
+
+
+def candidate_sites(module: nn.Module, conv_weights: Iterable[str]) -> list[str]:
+    """Input and output site of every given conv, and the skip site of every ResidualAdd."""
+    out = []
+    for w in conv_weights:
+        out += [sites.site(w, sites.INPUT), sites.site(w, sites.OUTPUT)]
+    for name, m in module.named_modules():
+        if isinstance(m, ResidualAdd):
+            out.append(sites.site(name, sites.SKIP))
+    return sorted(out)
+
+
+def observe(
+    module: nn.Module,
+    site_names: Iterable[str],
+    patches: np.ndarray,
+    batch_size: int = 8,
+    per_channel_sample: int = 4096,
+    seed: int = 0,
+    progress: object | None = None,
+) -> dict[str, SiteStats]:
+    """Run ``module`` on ``patches`` (N,3,h,w) and return statistics per site."""
+    # One seed for every site: sites that see the same tensor draw the same sample and get equal ranges.
+    accs = {s: _Accumulator(s, per_channel_sample, seed) for s in sorted(site_names)}
+    handles = []
+    named = dict(module.named_modules())
+    for site_name, acc in accs.items():
+        key, kind = sites.parse(site_name)
+        if kind == sites.SKIP:
+            mod = named[key]
+            handles.append(mod.register_forward_pre_hook(lambda _m, a, acc=acc: acc.update(a[1])))
+        else:
+            mod = named[sites.module_of(key)]
+            if kind == sites.INPUT:
+                handles.append(mod.register_forward_pre_hook(lambda _m, a, acc=acc: acc.update(a[0])))
+            else:
+                handles.append(mod.register_forward_hook(lambda _m, _a, out, acc=acc: acc.update(out)))
+    batches = 0
+    try:
+        with torch.no_grad():
+            for start in range(0, len(patches), batch_size):
+                module(torch.from_numpy(patches[start : start + batch_size]))
+                batches += 1
+                if callable(progress):
+                    progress(min(start + batch_size, len(patches)))
+    finally:
+        for h in handles:
+            h.remove()
+    return {s: acc.finish(batches) for s, acc in accs.items()}

@@ -1,0 +1,148 @@
+"""srdeploy command line. Thin: parse, load the recipe, call the library, print with rich."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from srdeploy import __version__
+from srdeploy.errors import SrdeployError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Post-training deployment compiler for super-resolution networks.",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"srdeploy {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
+    ] = False,
+) -> None:
+    """srdeploy: calibrated low-bit QDQ ONNX for TensorRT and ONNX Runtime, validated."""
+
+
+@app.command()
+def build(
+    recipe: Annotated[Path, typer.Option("--recipe", "-r", help="recipe YAML")],
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="output folder (default builds/<name>)")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="override a recipe key: a.b=value")] = None,
+    no_validate: Annotated[bool, typer.Option("--no-validate", help="skip validation")] = False,
+) -> None:
+    """Calibrate, rewrite and validate: one build folder per recipe."""
+    from srdeploy.pipeline import build as run_build
+    from srdeploy.progress import RichProgress
+    from srdeploy.recipe import load_recipe
+
+    r = load_recipe(recipe, overrides or [])
+    result = run_build(r, out_dir, progress=RichProgress(err), run_validation=not no_validate)
+    _print_summary(result.report)
+    out.print(f"build folder: [bold]{result.out_dir}[/]")
+    if result.report.get("verdict") == "fail":
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(
+    build_dir: Annotated[Path, typer.Argument(help="build folder written by srdeploy build")],
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="named set or folder of HR images")] = None,
+    max_drop: Annotated[float | None, typer.Option("--max-psnr-drop", help="max mean Y-PSNR drop (dB)")] = None,
+    max_image_drop: Annotated[float | None, typer.Option("--max-image-psnr-drop", help="per image (dB)")] = None,
+    min_psnr: Annotated[float | None, typer.Option("--min-psnr", help="min mean Y-PSNR vs HR (dB)")] = None,
+    min_agreement: Annotated[float | None, typer.Option("--min-agreement", help="min sim-vs-deploy PSNR")] = None,
+    max_images: Annotated[int | None, typer.Option("--max-images")] = None,
+    tile: Annotated[int | None, typer.Option("--tile", help="route LR tiles of this size to tiers")] = None,
+    report_stem: Annotated[str, typer.Option("--report", help="report file stem in the build folder")] = "validate",
+) -> None:
+    """Re-validate a build folder against a dataset; non-zero exit when a threshold fails."""
+    from srdeploy.validate.cli_support import validate_folder
+
+    report, paths = validate_folder(
+        build_dir, dataset, max_drop, max_image_drop, min_psnr, min_agreement, max_images, tile, report_stem
+    )
+    _print_summary(report)
+    out.print(f"reports: {', '.join(str(p) for p in paths.values())}")
+    if report["verdict"] == "fail":
+        raise typer.Exit(1)
+
+
+@app.command()
+def inspect(
+    target: Annotated[Path, typer.Argument(help="build folder or plan.json")],
+    all_layers: Annotated[bool, typer.Option("--all", help="list float layers too")] = True,
+) -> None:
+    """Per-layer bits, ranges, masks; which tensors are quantized and why others are not."""
+    from srdeploy.inspect import inspect_table
+
+    for table in inspect_table(target, all_layers):
+        out.print(table)
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[str, typer.Option("--model", "-m", help="bundled model name or checkpoint path")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d")] = "eval",
+    max_images: Annotated[int | None, typer.Option("--max-images")] = None,
+) -> None:
+    """fp32 model vs bicubic, per image and mean (Y-PSNR / SSIM, shave = scale)."""
+    from srdeploy.validate.fp32_eval import eval_table
+
+    out.print(eval_table(model, dataset, max_images))
+
+
+def _print_summary(report: dict) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    if not report.get("summary"):
+        return
+    t = Table(title=f"{report.get('recipe', {}).get('name', '')}: {report.get('dataset')}")
+    for col in ("execution", "Y-PSNR", "SSIM", "drop vs fp32", "sim agreement (min dB)", "tiers"):
+        t.add_column(col)
+    b = report.get("bicubic", {})
+    t.add_row("bicubic", f"{b.get('psnr_y', 0):.2f}", f"{b.get('ssim_y', 0):.4f}", "", "", "")
+    for s in report["summary"]:
+        t.add_row(
+            escape(s["execution"]),
+            f"{s['psnr_y']:.2f}",
+            f"{s['ssim_y']:.4f}",
+            "" if s["psnr_drop_db"] is None else f"{s['psnr_drop_db']:.3f}",
+            "" if s["agreement_min_db"] is None else f"{s['agreement_min_db']:.1f}",
+            ", ".join(f"{k}:{v}" for k, v in s["tier_usage"].items()),
+        )
+    out.print(t)
+    verdict = report.get("verdict", "")
+    color = "green" if verdict == "pass" else "red"
+    out.print(f"verdict: [bold {color}]{verdict.upper()}[/]")
+    for f in report.get("failures", []):
+        out.print(f"  [red]✗[/] {escape(f)}")
+
+
+def main() -> None:
+    try:
+        app()
+    except SrdeployError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Named image sets (calib_data/<name>) and any folder of HR images, as LR/HR pairs or patches."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from srdeploy.data.degrade import bicubic_downscale, crop_to_multiple
+from srdeploy.data.io import list_images, read_image
+from srdeploy.errors import DataError
+
+
+def data_root() -> Path:
+    """calib_data/ of the source tree, or $SRDEPLOY_DATA."""
+    env = os.environ.get("SRDEPLOY_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "calib_data"
+
+
+def named_sets() -> list[str]:
+    root = data_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def resolve_images(name_or_folder: str | os.PathLike[str]) -> list[Path]:
+    """A named set (e.g. ``train``, ``eval``) or a folder path -> sorted image files."""
+    text = str(name_or_folder)
+    folder = Path(text)
+    if not folder.is_dir():
+        candidate = data_root() / text
+        if candidate.is_dir():
+            folder = candidate
+        else:
+            known = ", ".join(named_sets()) or "none found"
+            raise DataError(
+                f"'{text}' is neither an image folder nor a named set (named sets: {known})",
+                "pass a folder of HR images, or a named set from calib_data/",
+            )
+    return list_images(folder)
+
+
+@dataclass(frozen=True)
+class SRPair:
+    name: str
+    hr: np.ndarray  # HxWx3 float32 [0,1], cropped to a multiple of the scale
+    lr: np.ndarray  # (H/s)x(W/s)x3 float32 [0,1], bicubic, 8-bit rounded
+
+
+@lru_cache(maxsize=64)
+def _read_cached(path: str) -> np.ndarray:
+    img = read_image(path)
+    img.setflags(write=False)
+    return img
+
+
+def load_pairs(name_or_folder: str | os.PathLike[str], scale: int, max_images: int | None = None) -> list[SRPair]:
+    files = resolve_images(name_or_folder)
+    if max_images:
+        files = files[:max_images]
+    pairs = []
+    for f in files:
+        hr = crop_to_multiple(_read_cached(str(f)), scale)
+        if min(hr.shape[:2]) < 2 * scale:
+            raise DataError(f"image {f} is too small ({hr.shape[1]}x{hr.shape[0]}) for x{scale}", "remove it")
+        pairs.append(SRPair(name=f.stem, hr=hr, lr=bicubic_downscale(hr, scale)))
+    return pairs
+
+
+def lr_patches(name_or_folder: str | os.PathLike[str], scale: int, patch: int, count: int, seed: int) -> np.ndarray:
+    """``count`` seeded random LR crops (N, 3, patch, patch) from bicubic-downscaled images."""
+    pairs = [p for p in load_pairs(name_or_folder, scale) if min(p.lr.shape[:2]) >= patch]
+    if not pairs:
+        raise DataError(
+            f"no image in '{name_or_folder}' is large enough for {patch}x{patch} LR patches at x{scale}",
+            f"use larger images or a smaller calib.patch_size (needs HR >= {patch * scale} px)",
+        )
+    rng = np.random.default_rng(seed)
+    out = np.empty((count, 3, patch, patch), dtype=np.float32)
+    for i in range(count):
+        lr = pairs[int(rng.integers(len(pairs)))].lr
+        y = int(rng.integers(lr.shape[0] - patch + 1))
+        x = int(rng.integers(lr.shape[1] - patch + 1))
+        out[i] = lr[y : y + patch, x : x + patch].transpose(2, 0, 1)
+    return out

@@ -1,0 +1,94 @@
+"""Building blocks shared by the built-in architectures.
+
+Only torch is imported here so that tools/train_reference.py can run on a machine that has
+nothing but PyTorch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+def conv3x3(c_in: int, c_out: int, bias: bool = True, kernel: int = 3) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=bias)
+
+
+class MeanShift(nn.Conv2d):
+    """Fixed 1x1 conv adding or subtracting the data-set RGB mean (EDSR-PyTorch layout).
+
+    ``rgb_range`` is the pixel range the checkpoint was trained with (255 for EDSR-PyTorch).
+    """
+
+    def __init__(
+        self,
+        rgb_range: float,
+        rgb_mean: tuple[float, float, float] = DIV2K_RGB_MEAN,
+        sign: int = -1,
+    ) -> None:
+        super().__init__(3, 3, kernel_size=1)
+        with torch.no_grad():
+            self.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            self.bias.copy_(sign * rgb_range * torch.tensor(rgb_mean))
+        for p in self.parameters():
+            p.requires_grad = False
+
+
+class ResidualAdd(nn.Module):
+    """``branch + skip`` as a module, so quantizers can attach to the skip input.
+
+    TensorRT fuses a conv with a following residual Add when the Add's *other* input is
+    quantized; srdeploy keys that quantizer by this module's path. ``role`` tells a block-level
+    residual from the network-wide (global) one.
+    """
+
+    def __init__(self, role: str = "block") -> None:
+        super().__init__()
+        self.role = role
+
+    def forward(self, branch: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return branch + skip
+
+    def extra_repr(self) -> str:
+        return f"role={self.role}"
+
+
+def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """Return a new conv (with bias) equal to ``bn(conv(x))`` in eval mode."""
+    std = torch.sqrt(bn.running_var + bn.eps)
+    gamma = bn.weight if bn.affine else torch.ones_like(std)
+    beta = bn.bias if bn.affine else torch.zeros_like(std)
+    factor = gamma / std
+    fused = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,  # type: ignore[arg-type]
+        stride=conv.stride,  # type: ignore[arg-type]
+        padding=conv.padding,  # type: ignore[arg-type]
+        dilation=conv.dilation,  # type: ignore[arg-type]
+        groups=conv.groups,
+        bias=True,
+    )
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    with torch.no_grad():
+        fused.weight.copy_(conv.weight * factor.view(-1, 1, 1, 1))
+        fused.bias.copy_((bias - bn.running_mean) * factor + beta)
+    return fused
+
+
+def fold_rgb_range(sub_mean: nn.Conv2d, add_mean: nn.Conv2d, rgb_range: float) -> None:
+    """Make mean-shift layers take [0,1] input: x*r -> sub_mean, add_mean -> /r."""
+    with torch.no_grad():
+        sub_mean.weight.mul_(rgb_range)
+        add_mean.weight.div_(rgb_range)
+        add_mean.bias.div_(rgb_range)
+
+
+def count_indexed(state_dict: dict, prefix: str, suffix: str) -> int:
+    """Number of consecutive ``{prefix}{i}{suffix}`` keys starting at i = 0."""
+    n = 0
+    while f"{prefix}{n}{suffix}" in state_dict:
+        n += 1
+    return n

@@ -1,0 +1,80 @@
+"""The model as deployed: loaded from a recipe, structurally pruned if asked, constants folded,
+possibly channel-equalized. Saved with every build (safetensors + JSON) so a build folder can be
+re-validated without re-running calibration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from srdeploy.errors import BuildFolderError
+from srdeploy.models.base import SRModel
+from srdeploy.models.loading import load_model, load_state_dict, save_checkpoint
+
+
+def load_for_recipe(section: Any) -> SRModel:
+    """``section``: the recipe's model section (name or path, arch, scale, rgb_range)."""
+    overrides = {k: v for k, v in (("scale", section.scale), ("rgb_range", section.rgb_range)) if v is not None}
+    source = section.name or section.path
+    return load_model(source, arch=section.arch, name=section.name or "", **overrides)
+
+
+def to_deploy_form(model: SRModel) -> SRModel:
+    fuse = getattr(model.module, "fuse_for_deploy", None)
+    if callable(fuse):
+        fuse()
+    model.module.eval()
+    return model
+
+
+def save_deploy_model(model: SRModel, folder: Path, structure: dict[str, Any]) -> None:
+    save_checkpoint(model.module, folder / "model.safetensors")
+    doc = dict(
+        arch=model.arch,
+        name=model.name,
+        scale=model.scale,
+        hparams=dict(model.hparams),
+        source=Path(model.source).name,
+        structure=structure,
+    )
+    (folder / "model.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+def load_deploy_model(folder: Path) -> SRModel:
+    """Rebuild the deploy-form module of a build folder."""
+    meta_path, weights = folder / "model.json", folder / "model.safetensors"
+    if not meta_path.is_file() or not weights.is_file():
+        raise BuildFolderError(f"{folder} lacks model.json / model.safetensors", "rebuild the folder")
+    meta = json.loads(meta_path.read_text())
+    if str(meta["arch"]).startswith("spandrel:"):
+        raise BuildFolderError(
+            "re-validating a spandrel model from its build folder is not supported",
+            "run srdeploy build again (it validates as part of the build)",
+        )
+    from srdeploy.models.registry import get_architecture
+
+    module = get_architecture(meta["arch"]).build(**meta["hparams"])
+    structure = meta.get("structure", {})
+    if structure.get("pruned_channels"):
+        from srdeploy.sparsity.bn_filter import apply_channel_pruning
+
+        apply_channel_pruning(module, {k: list(v) for k, v in structure["pruned_channels"].items()})
+    # Folding on the fresh module gives the deploy-form structure; the saved weights then fit it.
+    module.fuse_for_deploy()
+    sd = load_state_dict(weights)
+    try:
+        module.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
+    except RuntimeError as exc:
+        raise BuildFolderError(
+            f"{weights} does not fit the recorded architecture: {exc}", "rebuild the folder"
+        ) from exc
+    module.eval()
+    return SRModel(
+        module=module,
+        arch=meta["arch"],
+        scale=int(meta["scale"]),
+        hparams=meta["hparams"],
+        source=str(weights),
+        name=meta.get("name", ""),
+    )

@@ -1,0 +1,40 @@
+"""The explicit table of built-in architectures. Add one: write a module with an
+``ARCHITECTURE`` entry and list it here (order matters only for detection ties)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from srdeploy.errors import ModelError
+from srdeploy.models import carn, edsr, rdn, srresnet
+from srdeploy.models.base import Architecture
+
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a for a in (edsr.ARCHITECTURE, srresnet.ARCHITECTURE, rdn.ARCHITECTURE, carn.ARCHITECTURE)
+}
+
+
+def get_architecture(name: str) -> Architecture:
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise ModelError(
+            f"unknown architecture '{name}'",
+            f"use one of: {known}; or install srdeploy[zoo] and set model.arch: spandrel",
+        ) from None
+
+
+def detect_architecture(state_dict: Mapping[str, Any]) -> tuple[Architecture, dict[str, Any]]:
+    """Find the built-in architecture whose key layout matches, with its hyper-parameters."""
+    for arch in ARCHITECTURES.values():
+        hparams = arch.detect(state_dict)
+        if hparams is not None:
+            return arch, hparams
+    sample = ", ".join(sorted(state_dict)[:6])
+    known = ", ".join(sorted(ARCHITECTURES))
+    raise ModelError(
+        f"the checkpoint's keys match no built-in architecture ({known}); first keys: {sample}",
+        "set model.arch explicitly, or use model.arch: spandrel (pip install 'srdeploy[zoo]') for other networks",
+    )

@@ -1,0 +1,104 @@
+"""Read-only facts about an exported graph that calibration and the rewrites share:
+which Conv uses which weight, what consumes each tensor, where the residual Adds are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+
+# Ops a quantization grid passes through unchanged: Relu (for grids that clamp at zero) and the
+# pure permutation DepthToSpace.
+PASS_THROUGH = ("Relu", "DepthToSpace")
+
+
+@dataclass(frozen=True)
+class ConvSite:
+    node: str
+    weight: str
+    input: str
+    output: str
+
+
+@dataclass(frozen=True)
+class ResidualSite:
+    node: str
+    module: str
+    branch: str  # tensor from the conv branch (input 0)
+    skip: str  # the identity/skip tensor (input 1)
+
+
+@dataclass(frozen=True)
+class GraphInfo:
+    convs: dict[str, ConvSite]  # weight name -> conv
+    residuals: dict[str, ResidualSite]  # ResidualAdd module path -> add
+    consumers: dict[str, tuple[str, ...]]  # tensor -> consuming node names
+    producers: dict[str, str]  # tensor -> producing node name
+    op_types: dict[str, str]  # node name -> op type
+    node_outputs: dict[str, tuple[str, ...]]
+    node_inputs: dict[str, tuple[str, ...]]
+
+    def conv_by_node(self, node: str) -> ConvSite | None:
+        for c in self.convs.values():
+            if c.node == node:
+                return c
+        return None
+
+    def consumer_ops(self, tensor: str) -> list[tuple[str, str]]:
+        return [(n, self.op_types[n]) for n in self.consumers.get(tensor, ())]
+
+    def relu_chain_consumers(self, conv_weight: str) -> tuple[bool, list[str]]:
+        """(through_relu, [weights of convs]) when the conv output reaches only convs, directly
+        or through a chain of single-consumer Relu / DepthToSpace nodes; (.., []) otherwise."""
+        out = self.convs[conv_weight].output
+        ops = self.consumer_ops(out)
+        through_relu = False
+        while len(ops) == 1 and ops[0][1] in PASS_THROUGH:
+            through_relu = through_relu or ops[0][1] == "Relu"
+            ops = self.consumer_ops(self.node_outputs[ops[0][0]][0])
+        weights = []
+        for node, op in ops:
+            conv = self.conv_by_node(node) if op == "Conv" else None
+            if conv is None:
+                return through_relu, []
+            weights.append(conv.weight)
+        return through_relu, weights
+
+    def output_only_relu(self, conv_weight: str) -> bool:
+        ops = self.consumer_ops(self.convs[conv_weight].output)
+        return len(ops) == 1 and ops[0][1] == "Relu"
+
+
+def analyze(model: onnx.ModelProto, residual_modules: list[str] | None = None) -> GraphInfo:
+    graph = model.graph
+    inits = {i.name for i in graph.initializer}
+    consumers: dict[str, list[str]] = {}
+    producers: dict[str, str] = {}
+    op_types, outs, ins = {}, {}, {}
+    convs: dict[str, ConvSite] = {}
+    residuals: dict[str, ResidualSite] = {}
+    wanted = set(residual_modules or [])
+    for node in graph.node:
+        op_types[node.name] = node.op_type
+        outs[node.name] = tuple(node.output)
+        ins[node.name] = tuple(node.input)
+        for t in node.input:
+            if t:
+                consumers.setdefault(t, []).append(node.name)
+        for t in node.output:
+            producers[t] = node.name
+        if node.op_type == "Conv" and len(node.input) >= 2 and node.input[1] in inits:
+            convs[node.input[1]] = ConvSite(node.name, node.input[1], node.input[0], node.output[0])
+        if node.op_type == "Add" and node.name.endswith(":Add"):
+            module = node.name[: -len(":Add")]
+            if module in wanted:
+                residuals[module] = ResidualSite(node.name, module, node.input[0], node.input[1])
+    return GraphInfo(
+        convs=convs,
+        residuals=residuals,
+        consumers={k: tuple(v) for k, v in consumers.items()},
+        producers=producers,
+        op_types=op_types,
+        node_outputs=outs,
+        node_inputs=ins,
+    )

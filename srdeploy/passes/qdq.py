@@ -1,0 +1,269 @@
+"""Insert Q/DQ nodes for one profile and precision tier of a plan.
+
+Both profiles: quantized conv weights become integer initializers (same name as the PyTorch
+parameter) behind a per-channel DequantizeLinear (axis 0), masks applied; each activation site
+gets QuantizeLinear -> DequantizeLinear on the edge into its consumer, preceded by a Clip when
+the site's grid is narrower than its 8-bit container (sub-8-bit emulation).
+
+``trt``: conv inputs and residual skip inputs, int8 containers, zero points 0 (TensorRT rules).
+``ort``: conv inputs and outputs, uint8 activations; a ReLU between a quantized conv and its
+quantized consumer is dropped when the conv's output grid already clamps at zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from srdeploy.errors import RewriteError
+from srdeploy.passes.base import PassResult
+from srdeploy.quant import sites
+from srdeploy.quant.plan import QuantPlan
+from srdeploy.quant.spec import QuantSpec
+
+
+@dataclass(frozen=True)
+class QDQOptions:
+    profile: str
+    tier: int
+    int4_weights: bool = False  # ort: weights of <= 4 bits stored as INT4 (opset 21)
+
+
+def activation_container(spec: QuantSpec, profile: str) -> type:
+    if profile == "trt" or spec.signed:
+        return np.int8
+    return np.uint8
+
+
+def needs_clip(spec: QuantSpec, container: type) -> bool:
+    info = np.iinfo(container)
+    return spec.qmin > info.min or spec.qmax < info.max
+
+
+def _const(name: str, value: np.ndarray) -> gs.Constant:
+    # np.ascontiguousarray would turn 0-d scales into shape (1,), which ORT will not fuse as per-tensor.
+    return gs.Constant(name, np.array(value, copy=True, order="C"))
+
+
+class _Builder:
+    def __init__(self, graph: gs.Graph, result: PassResult) -> None:
+        self.graph = graph
+        self.result = result
+        self.tensors = graph.tensors()
+
+    def unique(self, name: str) -> str:
+        base, i = name, 1
+        while name in self.tensors:
+            name = f"{base}_{i}"
+            i += 1
+        return name
+
+    def qdq(self, source: gs.Tensor, spec: QuantSpec, container: type, label: str) -> gs.Variable:
+        """source -> [Clip] -> Q -> DQ; returns the DQ output."""
+        x = source
+        if needs_clip(spec, container):
+            lo, hi = spec.clip_bounds()
+            out = gs.Variable(self.unique(f"{label}.clipped"), dtype=np.float32)
+            node = gs.Node(
+                "Clip",
+                name=f"{label}:Clip",
+                inputs=[
+                    x,
+                    _const(self.unique(f"{label}.clip_min"), np.asarray(lo, np.float32).reshape(())),
+                    _const(self.unique(f"{label}.clip_max"), np.asarray(hi, np.float32).reshape(())),
+                ],
+                outputs=[out],
+            )
+            self._add(node, out)
+            x = out
+            self.result.note("clip")
+        scale = _const(self.unique(f"{label}.scale"), np.asarray(spec.scale, np.float32).reshape(()))
+        zp = _const(self.unique(f"{label}.zero_point"), np.asarray(spec.zero_point).astype(container).reshape(()))
+        q_out = gs.Variable(self.unique(f"{label}.quantized"), dtype=container)
+        self._add(
+            gs.Node("QuantizeLinear", name=f"{label}:QuantizeLinear", inputs=[x, scale, zp], outputs=[q_out]), q_out
+        )
+        dq_out = gs.Variable(self.unique(f"{label}.dequantized"), dtype=np.float32)
+        self._add(
+            gs.Node("DequantizeLinear", name=f"{label}:DequantizeLinear", inputs=[q_out, scale, zp], outputs=[dq_out]),
+            dq_out,
+        )
+        self.result.note("activation_qdq")
+        return dq_out
+
+    def _add(self, node: gs.Node, out: gs.Tensor) -> None:
+        self.graph.nodes.append(node)
+        self.tensors[out.name] = out
+        for t in node.inputs:
+            self.tensors.setdefault(t.name, t)
+
+
+def _producer(t: gs.Tensor) -> gs.Node | None:
+    return t.inputs[0] if t.inputs else None
+
+
+def _conv_nodes(graph: gs.Graph) -> dict[str, gs.Node]:
+    """Conv nodes keyed by weight name (float initializer, or integer initializer behind a DQ)."""
+    out = {}
+    for node in graph.nodes:
+        if node.op != "Conv" or len(node.inputs) < 2:
+            continue
+        w = node.inputs[1]
+        if isinstance(w, gs.Constant):
+            out[w.name] = node
+        else:
+            prod = _producer(w)
+            if prod is not None and prod.op == "DequantizeLinear" and isinstance(prod.inputs[0], gs.Constant):
+                out[prod.inputs[0].name] = node
+    return out
+
+
+def quantize_weights(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, result: PassResult) -> None:
+    convs = _conv_nodes(graph)
+    b = _Builder(graph, result)
+    for layer in plan.layers:
+        node = convs.get(layer.weight)
+        if node is None:
+            raise RewriteError(f"no Conv uses weight '{layer.weight}'", "the plan was made for another model")
+        w = node.inputs[1]
+        if not isinstance(w, gs.Constant):
+            result.skip(layer.weight, "already quantized")
+            continue
+        values = np.asarray(w.values, dtype=np.float32)
+        mask = plan.masks.get(layer.weight)
+        if mask is not None:
+            values = values * mask.keep
+            result.note("masked_weight")
+        if not layer.quantized:
+            if mask is not None:
+                w.values = values.astype(np.float32)
+            result.skip(layer.weight, layer.reason)
+            continue
+        spec = plan.weights[layer.weight]
+        # int8 here; weights of <= 4 bits are repacked as INT4 after export when asked (see int4.py).
+        qt = _const(layer.weight, spec.quantize(values).astype(np.int8))
+        zp = _const(f"{layer.weight}.zero_point", np.zeros(spec.scale.shape, np.int8))
+        result.note("int4_weight" if opts.int4_weights and spec.bits <= 4 else "int8_weight")
+        scale = _const(f"{layer.weight}.scale", spec.scale.astype(np.float32))
+        dq_out = gs.Variable(f"{layer.weight}.dequantized", dtype=np.float32, shape=list(values.shape))
+        dq = gs.Node(
+            "DequantizeLinear",
+            name=f"{layer.weight}:DequantizeLinear",
+            inputs=[qt, scale, zp],
+            outputs=[dq_out],
+            attrs={"axis": 0},
+        )
+        graph.nodes.append(dq)
+        node.inputs[1] = dq_out
+        b.tensors[dq_out.name] = dq_out
+
+
+def _edge_from(node: gs.Node, index: int) -> gs.Tensor:
+    return node.inputs[index]
+
+
+def insert_activation_qdq(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, result: PassResult) -> None:
+    specs: Mapping[str, QuantSpec] = plan.tier(opts.tier).sites(opts.profile)
+    convs = _conv_nodes(graph)
+    b = _Builder(graph, result)
+    adds = {n.name[: -len(":Add")]: n for n in graph.nodes if n.op == "Add" and n.name.endswith(":Add")}
+    # One Q/DQ per (tensor, grid): consumers of the same tensor on the same grid share it.
+    shared: dict[tuple[str, bytes], gs.Variable] = {}
+
+    def grid_key(spec: QuantSpec) -> bytes:
+        return repr((spec.bits, spec.signed, spec.narrow, spec.scale.tobytes(), spec.zero_point.tobytes())).encode()
+
+    for site_name in sorted(specs):
+        spec = specs[site_name]
+        key, kind = sites.parse(site_name)
+        container = activation_container(spec, opts.profile)
+        label = site_name.replace("@", ".")
+        if kind == sites.SKIP:
+            add = adds.get(key)
+            if add is None:
+                result.skip(site_name, "no residual Add of that module in the graph")
+                continue
+            src = _edge_from(add, 1)
+            if _is_dq(src):
+                result.skip(site_name, "already quantized")
+                continue
+            k = (src.name, grid_key(spec))
+            dq = shared.get(k) or b.qdq(src, spec, container, label)
+            shared[k] = dq
+            add.inputs[1] = dq
+            continue
+        node = convs.get(key)
+        if node is None:
+            raise RewriteError(f"site '{site_name}' names no Conv in the graph", "the plan was made for another model")
+        if kind == sites.INPUT:
+            src = _edge_from(node, 0)
+            if _is_dq(src) and _dq_matches(src, spec):
+                result.skip(site_name, "already quantized")
+                continue
+            k = (src.name, grid_key(spec))
+            dq = shared.get(k) or b.qdq(src, spec, container, label)
+            shared[k] = dq
+            node.inputs[0] = dq
+        else:  # OUTPUT
+            out = node.outputs[0]
+            consumers = list(out.outputs)
+            if consumers and all(c.op == "QuantizeLinear" for c in consumers):
+                result.skip(site_name, "already quantized")
+                continue
+            new_out = gs.Variable(b.unique(f"{out.name}.float"), dtype=np.float32)
+            node.outputs[0] = new_out
+            b.tensors[new_out.name] = new_out
+            dq = b.qdq(new_out, spec, container, label)
+            # Rewire every former consumer of the conv output to the dequantized tensor.
+            for c in consumers:
+                for i, t in enumerate(c.inputs):
+                    if t is out:
+                        c.inputs[i] = dq
+            for g_out_index, g_out in enumerate(graph.outputs):
+                if g_out is out:
+                    graph.outputs[g_out_index] = dq
+            _drop_redundant_relu(graph, dq, spec, result)
+
+
+def _is_dq(t: gs.Tensor) -> bool:
+    p = _producer(t)
+    return p is not None and p.op == "DequantizeLinear"
+
+
+def _dq_matches(t: gs.Tensor, spec: QuantSpec) -> bool:
+    p = _producer(t)
+    assert p is not None
+    scale = p.inputs[1]
+    return isinstance(scale, gs.Constant) and np.allclose(np.asarray(scale.values, np.float32), spec.scale)
+
+
+def _drop_redundant_relu(graph: gs.Graph, dq: gs.Variable, spec: QuantSpec, result: PassResult) -> None:
+    """DQ(unsigned grid, zero point 0) -> Relu is the identity: bypass the Relu."""
+    if spec.signed or int(np.max(spec.zero_point)) != 0:
+        return
+    for node in list(dq.outputs):
+        if node.op != "Relu":
+            continue
+        relu_out = node.outputs[0]
+        for c in list(relu_out.outputs):
+            for i, t in enumerate(c.inputs):
+                if t is relu_out:
+                    c.inputs[i] = dq
+        if relu_out in graph.outputs:
+            continue
+        node.outputs.clear()
+        node.inputs.clear()
+        result.note("relu_folded_into_quantizer")
+
+
+def insert_qdq(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions) -> PassResult:
+    if opts.profile not in ("trt", "ort"):
+        raise RewriteError(f"unknown profile '{opts.profile}'", "use trt or ort")
+    result = PassResult(f"insert_qdq[{opts.profile}, tier {opts.tier}]")
+    quantize_weights(graph, plan, opts, result)
+    insert_activation_qdq(graph, plan, opts, result)
+    graph.cleanup().toposort()
+    return result

@@ -1,0 +1,67 @@
+"""Plan + fp32 ONNX -> deployable QDQ ONNX for one profile and tier: the chain of passes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import onnx
+import onnx_graphsurgeon as gs
+
+from srdeploy.errors import RewriteError
+from srdeploy.passes.base import PassResult
+from srdeploy.passes.fp16 import to_fp16
+from srdeploy.passes.int4 import pack_int4_weights, set_opset
+from srdeploy.passes.qdq import QDQOptions, insert_qdq
+from srdeploy.quant.plan import QuantPlan
+
+
+def rewrite(
+    fp32: onnx.ModelProto,
+    plan: QuantPlan,
+    profile: str,
+    tier: int,
+    opset: int = 19,
+    int4_weights: bool = False,
+    metadata: Mapping[str, Any] | None = None,
+) -> tuple[onnx.ModelProto, list[PassResult]]:
+    graph = gs.import_onnx(fp32)
+    results = [insert_qdq(graph, plan, QDQOptions(profile=profile, tier=tier, int4_weights=int4_weights))]
+    if profile == "trt":
+        results.append(to_fp16(graph))
+    model = gs.export_onnx(graph, do_type_check=False)
+    model.ir_version = fp32.ir_version
+    model.producer_name, model.producer_version = fp32.producer_name, fp32.producer_version
+    set_opset(model, opset)
+    if int4_weights:
+        results.append(pack_int4_weights(model, plan))
+    sparse = sorted(k for k, m in plan.masks.items() if (m.n, m.m) == (2, 4))
+    props = {
+        "srdeploy.profile": profile,
+        "srdeploy.tier": str(tier),
+        "srdeploy.tier_name": plan.tier(tier).name,
+        "srdeploy.sparse_2of4_weights": json.dumps(sparse),
+        "srdeploy.plan_sha256": plan_digest(plan),
+        **{k: str(v) for k, v in (metadata or {}).items()},
+    }
+    del model.metadata_props[:]
+    for k in sorted(props):
+        model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=props[k]))
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise RewriteError(f"the {profile} graph fails onnx.checker: {str(exc)[:300]}", "report this as a bug") from exc
+    return model, results
+
+
+def plan_digest(plan: QuantPlan) -> str:
+    from srdeploy.quant.plan import plan_to_json
+
+    doc, arrays = plan_to_json(plan)
+    h = hashlib.sha256(json.dumps(doc, sort_keys=True).encode())
+    for k in sorted(arrays):
+        h.update(k.encode())
+        h.update(arrays[k].tobytes())
+    return h.hexdigest()[:16]

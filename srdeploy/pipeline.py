@@ -1,0 +1,198 @@
+"""build(recipe) -> BuildResult: the whole chain, and nothing else (ARCHITECTURE.md, data flow).
+
+recipe -> model (deploy form) -> sparsity masks -> channel equalization -> calibration ->
+refinement -> fp32 ONNX -> QDQ ONNX per profile and tier -> TensorRT lint / engine -> validation.
+The output folder is built under a temporary name and appears complete or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from srdeploy.buildfolder import BuildFolder, write_manifest
+from srdeploy.calib.config import QuantConfig
+from srdeploy.calib.flow import calibrate
+from srdeploy.data.sets import load_pairs, lr_patches
+from srdeploy.export import export_onnx, residual_add_paths
+from srdeploy.fsutil import atomic_folder, atomic_write_text
+from srdeploy.models.deploy_form import load_for_recipe, save_deploy_model, to_deploy_form
+from srdeploy.passes.graph_info import analyze
+from srdeploy.passes.rewrite import rewrite
+from srdeploy.progress import Progress, SilentProgress
+from srdeploy.quant.plan import QuantPlan, save_plan
+from srdeploy.recipe import Recipe
+from srdeploy.validate.run import file_sizes, validate, write_reports
+from srdeploy.validate.verdict import Thresholds
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    out_dir: Path
+    plan: QuantPlan
+    report: dict[str, Any]
+    seconds: dict[str, float]
+
+    @property
+    def passed(self) -> bool:
+        return self.report.get("verdict") == "pass"
+
+
+def quant_config(recipe: Recipe) -> QuantConfig:
+    q = recipe.quant
+    return QuantConfig(
+        weight_bits=q.weight_bits,
+        act_bits=q.act_bits,
+        method=q.method,
+        weight_method=q.weight_method,
+        percentile=q.percentile,
+        quantize_roles=tuple(q.quantize_roles),
+        residual_skips=q.residual_skips,
+        skip_bits=q.skip_bits,
+        adaptive=q.adaptive.enabled or (q.method == "adabm" and q.adaptive.enabled),
+        layer_bits=q.adaptive.layer_bits,
+        image_bits=q.adaptive.image_bits,
+        layer_percentiles=tuple(q.adaptive.layer_percentiles),
+        image_percentiles=tuple(q.adaptive.image_percentiles),
+        equalize=q.equalize if q.equalize is not None else q.method == "daq",
+        equalize_strength=q.equalize_strength,
+    )
+
+
+def thresholds(recipe: Recipe) -> Thresholds:
+    t = recipe.validate_.thresholds
+    return Thresholds(
+        max_psnr_drop_db=t.max_psnr_drop_db,
+        max_image_psnr_drop_db=t.max_image_psnr_drop_db,
+        min_psnr_db=t.min_psnr_db,
+        min_agreement_db=t.min_agreement_db,
+    )
+
+
+def calib_source(recipe: Recipe) -> str:
+    return recipe.calib.folder or recipe.calib.set or "train"
+
+
+def build(
+    recipe: Recipe, out_dir: str | Path | None = None, progress: Progress | None = None, run_validation: bool = True
+) -> BuildResult:
+    progress = progress or SilentProgress()
+    out = Path(out_dir) if out_dir else Path("builds") / recipe.name
+    seconds: dict[str, float] = {}
+    cfg = quant_config(recipe)
+    with atomic_folder(out) as tmp:
+        folder = BuildFolder(tmp)
+        t0 = time.perf_counter()
+        with progress.stage("load model"):
+            model = to_deploy_form(load_for_recipe(recipe.model))
+        with progress.stage("calibration patches"):
+            patches = lr_patches(
+                calib_source(recipe), model.scale, recipe.calib.patch_size, recipe.calib.patches, recipe.seed
+            )
+        with progress.stage("export fp32 ONNX"):
+            export_onnx(model, folder.fp32_onnx, opset=recipe.export.opset)
+            fp32 = onnx.load(str(folder.fp32_onnx))
+            graph = analyze(fp32, residual_add_paths(model.module))
+        seconds["prepare"] = time.perf_counter() - t0
+        masks: dict = {}
+        t1 = time.perf_counter()
+        with progress.stage("calibrate", total=len(patches)) as advance:
+            run = calibrate(
+                model,
+                graph,
+                patches,
+                cfg,
+                masks,
+                recipe.calib.batch_size,
+                recipe.seed,
+                meta={"recipe": recipe.name, "recipe_digest": recipe.digest},
+                progress=advance,
+            )
+        plan = run.plan
+        seconds["calibrate"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        tier_ids = [t.index for t in plan.tiers]
+        with progress.stage("rewrite", total=len(recipe.export.profiles) * len(tier_ids)) as advance:
+            done = 0
+            for profile in recipe.export.profiles:
+                for tier in tier_ids:
+                    int4 = profile == "ort" and recipe.quant.int4_weights and cfg.weight_bits <= 4
+                    qmodel, _ = rewrite(
+                        fp32,
+                        plan,
+                        profile,
+                        tier,
+                        opset=recipe.export.opset,
+                        int4_weights=int4,
+                        metadata={"srdeploy.recipe_digest": recipe.digest},
+                    )
+                    path = folder.profile_model(profile, None if len(tier_ids) == 1 else tier)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    onnx.save(qmodel, str(path))
+                    done += 1
+                    advance(done)
+        seconds["rewrite"] = time.perf_counter() - t2
+        save_plan(plan, folder.plan)
+        save_deploy_model(model, tmp, structure={})
+        atomic_write_text(folder.recipe, recipe.to_yaml())
+        write_tiers_json(folder, plan)
+        header = dict(
+            recipe=dict(name=recipe.name, digest=recipe.digest),
+            model=dict(name=model.name, arch=model.arch, scale=model.scale),
+            dataset=recipe.validate_.dataset,
+        )
+        extra = {"artifacts": file_sizes(tmp)}
+        report: dict[str, Any] = dict(header, verdict="not validated", failures=[])
+        if run_validation:
+            pairs = load_pairs(recipe.validate_.dataset, model.scale, recipe.validate_.max_images)
+            t3 = time.perf_counter()
+            with progress.stage("validate", total=len(pairs)) as advance:
+                report, _ = validate(
+                    folder,
+                    model,
+                    plan,
+                    pairs,
+                    thresholds(recipe),
+                    recipe.export.profiles,
+                    header,
+                    tile=recipe.validate_.tile,
+                    threads=recipe.validate_.threads,
+                    extra_sections=extra,
+                    calibration_seconds=seconds["calibrate"],
+                    progress=advance,
+                )
+            seconds["validate"] = time.perf_counter() - t3
+            write_reports(tmp, report)
+        write_manifest(
+            tmp,
+            dict(recipe=recipe.name, recipe_digest=recipe.digest, seconds={k: round(v, 2) for k, v in seconds.items()}),
+        )
+    return BuildResult(out_dir=out, plan=plan, report=report, seconds=seconds)
+
+
+def write_tiers_json(folder: BuildFolder, plan: QuantPlan) -> None:
+    """The selector apps apply: statistic, thresholds, which file serves which tier."""
+    from srdeploy.validate import cost
+
+    tiers = []
+    for t in plan.tiers:
+        files = {
+            p: str(folder.profile_model(p, None if len(plan.tiers) == 1 else t.index).relative_to(folder.root))
+            for p in ("trt", "ort")
+        }
+        tiers.append(dict(index=t.index, name=t.name, fab=cost.fab(plan, {t.index: 1.0}), files=files))
+    sel = plan.selector
+    doc = dict(
+        scale=int(plan.model["scale"]),
+        default_tier=plan.default_tier,
+        selector=None
+        if sel is None
+        else dict(statistic=sel.statistic, thresholds=list(sel.thresholds), tiers=list(sel.tiers)),
+        tiers=tiers,
+    )
+    atomic_write_text(folder.tiers_json, json.dumps(doc, indent=1) + "\n")

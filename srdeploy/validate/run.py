@@ -1,0 +1,149 @@
+"""Validate a build folder: assemble the executions, compare, apply thresholds, write reports."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from srdeploy import __version__
+from srdeploy.backends.base import TorchRunner
+from srdeploy.backends.ort import OrtRunner
+from srdeploy.buildfolder import BuildFolder
+from srdeploy.data.sets import SRPair
+from srdeploy.models.base import SRModel
+from srdeploy.quant.plan import QuantPlan
+from srdeploy.quant.simulate import simulate
+from srdeploy.validate import cost
+from srdeploy.validate.compare import Comparison, Execution, compare
+from srdeploy.validate.report import build_report, render_junit, render_markdown
+from srdeploy.validate.verdict import Thresholds, check
+
+PROFILE_NOTES = {
+    "ort": "ONNX Runtime CPU, integer kernels where fused",
+    "trt": "trt profile (FP16 float regions, INT8 Q/DQ) executed by ONNX Runtime CPU, not TensorRT",
+}
+
+
+def executions_for(
+    folder: BuildFolder,
+    model: SRModel,
+    plan: QuantPlan,
+    profiles: Sequence[str],
+    threads: int = 2,
+    extra: Sequence[Execution] = (),
+) -> list[Execution]:
+    tiers = [t.index for t in plan.tiers]
+    out = [Execution("fp32", "reference", {t: TorchRunner(model.module, "fp32") for t in tiers}, note="PyTorch fp32")]
+    for profile in profiles:
+        models = folder.profile_models(profile)
+        if not models:
+            continue
+        sims = {t: TorchRunner(simulate(model, plan, profile, t), f"sim[{profile}]") for t in tiers}
+        out.append(
+            Execution(
+                f"sim[{profile}]", "simulation", sims, profile=profile, note="PyTorch fake quantization of the plan"
+            )
+        )
+        runners = {t: OrtRunner(p, threads=threads, name=profile) for t, p in models.items()}
+        out.append(
+            Execution(
+                profile,
+                "deployment",
+                runners,
+                profile=profile,
+                simulation=f"sim[{profile}]",
+                note=PROFILE_NOTES.get(profile, ""),
+            )
+        )
+    out += list(extra)
+    return out
+
+
+def quantization_summary(
+    plan: QuantPlan, model: SRModel, usage: Mapping[int, int], seconds: float | None
+) -> dict[str, Any]:
+    params = {n: p.numel() for n, p in model.module.named_parameters()}
+    dense_bits = sum(params[x.weight] * 32 for x in plan.layers) / 8.0
+    total_usage = sum(usage.values()) or 1
+    shares = {t: n / total_usage for t, n in usage.items()} if usage else None
+    fab = cost.fab(plan, shares)
+    return dict(
+        method=plan.meta.get("method"),
+        weight_bits=plan.meta.get("weight_bits"),
+        act_bits=plan.meta.get("act_bits"),
+        tiers=[dict(index=t.index, name=t.name, fab=cost.fab(plan, {t.index: 1.0})) for t in plan.tiers],
+        fab=None if fab is None else round(fab, 3),
+        bitops_g=round(cost.bitops(plan, shares) / 1e9, 2),
+        fp32_bitops_g=round(cost.macs(plan, sparse=False)["total"] / 1e9, 2),
+        model_size_kb=round(cost.model_size_bytes(plan, params) / 1024, 1),
+        fp32_size_kb=round(dense_bits / 1024, 1),
+        quantized_layers=len(plan.quantized_layers()),
+        layers=len(plan.layers),
+        calibration_seconds=None if seconds is None else round(seconds, 2),
+    )
+
+
+def write_reports(root: Path, report: Mapping[str, Any], stem: str = "report") -> dict[str, Path]:
+    from srdeploy.fsutil import atomic_write_text
+
+    paths = {
+        "json": root / f"{stem}.json",
+        "md": root / f"{stem}.md",
+        "junit": root / f"{stem}.junit.xml",
+    }
+    atomic_write_text(paths["json"], json.dumps(report, indent=1, sort_keys=False) + "\n")
+    atomic_write_text(paths["md"], render_markdown(report))
+    atomic_write_text(paths["junit"], render_junit(report))
+    return paths
+
+
+def validate(
+    folder: BuildFolder,
+    model: SRModel,
+    plan: QuantPlan,
+    pairs: Sequence[SRPair],
+    thresholds: Thresholds,
+    profiles: Sequence[str],
+    header: Mapping[str, Any],
+    tile: int | None = None,
+    threads: int = 2,
+    extra_sections: Mapping[str, Any] | None = None,
+    calibration_seconds: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, Any], Comparison]:
+    executions = executions_for(folder, model, plan, profiles, threads)
+    t0 = time.perf_counter()
+    comparison = compare(pairs, executions, model.scale, plan.selector, plan.default_tier, tile, progress)
+    deployments = [e.name for e in executions if e.kind == "deployment"]
+    failures = check(comparison, deployments, thresholds)
+    usage = comparison.tier_usage(deployments[0]) if deployments else {}
+    report = build_report(
+        header={
+            **header,
+            "srdeploy_version": __version__,
+            "images_evaluated": len(pairs),
+            "validation_seconds": round(time.perf_counter() - t0, 1),
+        },
+        comparison=comparison,
+        executions=executions,
+        thresholds=thresholds,
+        failures=failures,
+        extra={
+            "quantization": quantization_summary(plan, model, usage, calibration_seconds),
+            **dict(extra_sections or {}),
+        },
+    )
+    return report, comparison
+
+
+def file_sizes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*.onnx"))}
+
+
+def mean_or_none(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if values else None
