@@ -126,6 +126,13 @@ def check_dynamic_sizes(path: str | os.PathLike[str], model: SRModel, tol: float
                 f"the exported model fails at input size {n}x3x{h}x{w}: {str(exc).splitlines()[0][:200]}",
                 "the exporter froze a shape; make the network's forward free of size-dependent constants",
             ) from exc
+        expected = (n, 3, h * model.scale, w * model.scale)
+        if got.shape != expected:
+            raise ExportError(
+                f"exported model gives shape {got.shape} for input {n}x3x{h}x{w}, expected {expected} "
+                f"(x{model.scale})",
+                "the exporter froze a shape, or model.scale is wrong; check reshapes/upsampling in forward()",
+            )
         with torch.no_grad():
             ref = model.module(x).numpy()
         if got.shape != ref.shape:

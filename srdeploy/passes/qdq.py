@@ -176,18 +176,22 @@ def insert_activation_qdq(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, re
     def grid_key(spec: QuantSpec) -> bytes:
         return repr((spec.bits, spec.signed, spec.narrow, spec.scale.tobytes(), spec.zero_point.tobytes())).encode()
 
+    done = {n.name for n in graph.nodes if n.op == "DequantizeLinear"}
     for site_name in sorted(specs):
         spec = specs[site_name]
         key, kind = sites.parse(site_name)
         container = activation_container(spec, opts.profile)
         label = site_name.replace("@", ".")
+        if kind == sites.OUTPUT and f"{label}:DequantizeLinear" in done:
+            result.skip(site_name, "already quantized")
+            continue
         if kind == sites.SKIP:
             add = adds.get(key)
             if add is None:
                 result.skip(site_name, "no residual Add of that module in the graph")
                 continue
             src = _edge_from(add, 1)
-            if _is_dq(src):
+            if _on_grid(src, spec, container):
                 result.skip(site_name, "already quantized")
                 continue
             k = (src.name, grid_key(spec))
@@ -200,7 +204,8 @@ def insert_activation_qdq(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, re
             raise RewriteError(f"site '{site_name}' names no Conv in the graph", "the plan was made for another model")
         if kind == sites.INPUT:
             src = _edge_from(node, 0)
-            if _is_dq(src) and _dq_matches(src, spec):
+            if _on_grid(src, spec, container):
+                # Also the case when a preceding output site already put the tensor on this grid.
                 result.skip(site_name, "already quantized")
                 continue
             k = (src.name, grid_key(spec))
@@ -210,9 +215,6 @@ def insert_activation_qdq(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, re
         else:  # OUTPUT
             out = node.outputs[0]
             consumers = list(out.outputs)
-            if consumers and all(c.op == "QuantizeLinear" for c in consumers):
-                result.skip(site_name, "already quantized")
-                continue
             new_out = gs.Variable(b.unique(f"{out.name}.float"), dtype=np.float32)
             node.outputs[0] = new_out
             b.tensors[new_out.name] = new_out
@@ -228,16 +230,29 @@ def insert_activation_qdq(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, re
             _drop_redundant_relu(graph, dq, spec, result)
 
 
-def _is_dq(t: gs.Tensor) -> bool:
-    p = _producer(t)
-    return p is not None and p.op == "DequantizeLinear"
-
-
-def _dq_matches(t: gs.Tensor, spec: QuantSpec) -> bool:
-    p = _producer(t)
-    assert p is not None
-    scale = p.inputs[1]
-    return isinstance(scale, gs.Constant) and np.allclose(np.asarray(scale.values, np.float32), spec.scale)
+def _on_grid(t: gs.Tensor, spec: QuantSpec, container: type) -> bool:
+    """True when ``t`` is the output of Q/DQ (with the Clip the grid needs) on exactly ``spec``'s grid."""
+    dq = _producer(t)
+    if dq is None or dq.op != "DequantizeLinear":
+        return False
+    q = _producer(dq.inputs[0])
+    scale, zp = dq.inputs[1], dq.inputs[2]
+    if q is None or q.op != "QuantizeLinear" or not isinstance(scale, gs.Constant) or not isinstance(zp, gs.Constant):
+        return False
+    if np.asarray(zp.values).dtype != np.dtype(container):
+        return False
+    same = np.array_equal(np.asarray(scale.values, np.float32).reshape(-1), spec.scale.reshape(-1)) and np.array_equal(
+        np.asarray(zp.values).astype(np.int32).reshape(-1), spec.zero_point.reshape(-1)
+    )
+    clip = _producer(q.inputs[0])
+    has_clip = clip is not None and clip.op == "Clip"
+    if needs_clip(spec, container):
+        if not has_clip:
+            return False
+        lo, hi = spec.clip_bounds()
+        bounds = [np.asarray(c.values, np.float32) for c in clip.inputs[1:3] if isinstance(c, gs.Constant)]
+        return same and len(bounds) == 2 and np.allclose(bounds[0], lo) and np.allclose(bounds[1], hi)
+    return same
 
 
 def _drop_redundant_relu(graph: gs.Graph, dq: gs.Variable, spec: QuantSpec, result: PassResult) -> None:

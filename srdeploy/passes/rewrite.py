@@ -26,10 +26,13 @@ def rewrite(
     opset: int = 19,
     int4_weights: bool = False,
     metadata: Mapping[str, Any] | None = None,
+    fp16: bool | None = None,
 ) -> tuple[onnx.ModelProto, list[PassResult]]:
+    """``fp16`` defaults to True for trt (TensorRT 11 runs float regions in the ONNX dtype);
+    False keeps an fp32 trt graph, used by tests to check the Q/DQ placement exactly."""
     graph = gs.import_onnx(fp32)
     results = [insert_qdq(graph, plan, QDQOptions(profile=profile, tier=tier, int4_weights=int4_weights))]
-    if profile == "trt":
+    if profile == "trt" if fp16 is None else fp16:
         results.append(to_fp16(graph))
     model = gs.export_onnx(graph, do_type_check=False)
     model.ir_version = fp32.ir_version

@@ -1,0 +1,162 @@
+"""The QDQ rewrite: placement per profile, numerics against the simulation, idempotence."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+import onnxruntime as ort
+import pytest
+import torch
+from srtest import make_plan, tiny_edsr
+
+from srdeploy.calib.config import QuantConfig
+from srdeploy.passes.qdq import QDQOptions, insert_qdq
+from srdeploy.passes.rewrite import rewrite
+from srdeploy.quant.simulate import simulate
+
+
+def run(model: onnx.ModelProto, x: np.ndarray, optimize: bool = False) -> np.ndarray:
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return sess.run(None, {"input": x})[0]
+
+
+def sim(model, plan, profile: str, x: np.ndarray, tier: int = 0) -> np.ndarray:
+    with torch.no_grad():
+        return simulate(model, plan, profile, tier)(torch.from_numpy(x)).numpy()
+
+
+X = np.random.default_rng(3).random((1, 3, 12, 17)).astype(np.float32)
+
+
+def ops(model: onnx.ModelProto) -> Counter[str]:
+    return Counter(n.op_type for n in model.graph.node)
+
+
+def test_trt_placement(tiny_model, tiny_export, tiny_plan_w8a8) -> None:
+    fp32, _ = tiny_export
+    model, _ = rewrite(fp32, tiny_plan_w8a8, "trt", 0)
+    nodes = {n.name: n for n in model.graph.node}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    quantized = [x.weight for x in tiny_plan_w8a8.quantized_layers()]
+    for conv in (n for n in model.graph.node if n.op_type == "Conv"):
+        w_src = producers.get(conv.input[1])
+        if w_src is not None and w_src.op_type == "DequantizeLinear":
+            # every quantized conv: DQ on weight (per-channel axis 0) and DQ on the activation
+            assert {a.name: a.i for a in w_src.attribute}["axis"] == 0
+            assert producers[conv.input[0]].op_type == "DequantizeLinear"
+            # no Q on conv outputs
+            assert all(nodes[c].op_type != "QuantizeLinear" for c in _consumers(model, conv.output[0]))
+    assert sum(
+        1
+        for n in model.graph.node
+        if n.op_type == "Conv"
+        and producers.get(n.input[1]) is not None
+        and producers[n.input[1]].op_type == "DequantizeLinear"
+    ) == len(quantized)
+    # residual adds: skip input (1) dequantized, branch (0) straight from the conv
+    for add in (n for n in model.graph.node if n.op_type == "Add" and n.name.endswith(".add:Add")):
+        assert producers[add.input[1]].op_type == "DequantizeLinear"
+        assert producers[add.input[0]].op_type == "Conv"
+    # nothing around DepthToSpace, zero points 0, FP16 float regions, fp32 interface
+    for d2s in (n for n in model.graph.node if n.op_type == "DepthToSpace"):
+        assert producers[d2s.input[0]].op_type != "DequantizeLinear"
+        assert all(nodes[c].op_type != "QuantizeLinear" for c in _consumers(model, d2s.output[0]))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            assert not inits[n.input[2]].any()
+            assert inits[n.input[1]].dtype == np.float16
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def _consumers(model: onnx.ModelProto, tensor: str) -> list[str]:
+    return [n.name for n in model.graph.node if tensor in n.input]
+
+
+def test_ort_placement_and_fusion(tiny_export, tiny_plan_w8a8, tmp_path: Path) -> None:
+    from srdeploy.backends.ort import fusion_report
+
+    fp32, _ = tiny_export
+    model, results = rewrite(fp32, tiny_plan_w8a8, "ort", 0)
+    assert results[0].changes["relu_folded_into_quantizer"] == 2  # one per residual block
+    path = tmp_path / "ort.onnx"
+    onnx.save(model, str(path))
+    report = fusion_report(path)
+    assert report.quantized_convs == len(tiny_plan_w8a8.quantized_layers())
+    assert report.fused_integer_convs == report.quantized_convs
+    assert report.optimized_ops.get("QLinearAdd", 0) >= 2
+
+
+@pytest.mark.parametrize("profile", ["trt", "ort"])
+@pytest.mark.parametrize(("wb", "ab"), [(8, 8), (4, 4), (8, 6), (3, 5), (2, 2)])
+def test_deployment_matches_simulation(tmp_path: Path, profile: str, wb: int, ab: int) -> None:
+    model = tiny_edsr()
+    from srtest import exported
+
+    fp32, graph = exported(model, tmp_path)
+    plan = make_plan(model, graph, QuantConfig(weight_bits=wb, act_bits=ab, method="mse"))
+    ref = sim(model, plan, profile, X)
+    exact, _ = rewrite(fp32, plan, profile, 0, fp16=False, int4_weights=profile == "ort" and wb <= 4)
+    got = run(exact, X)
+    # Unfused execution of the QDQ graph computes exactly what the plan says.
+    np.testing.assert_allclose(got, ref, atol=2e-5)
+    if profile == "trt":
+        half, _ = rewrite(fp32, plan, profile, 0)
+        step = max(float(s.scale) for s in plan.tier(0).sites("trt").values())
+        assert np.abs(run(half, X) - ref).max() < 0.05 + step  # fp16 rounding can flip a level
+
+
+def test_rewrite_changes_nothing_the_second_time(tiny_export, tiny_plan_w8a8) -> None:
+    fp32, _ = tiny_export
+    for profile in ("trt", "ort"):
+        graph = gs.import_onnx(fp32)
+        first = insert_qdq(graph, tiny_plan_w8a8, QDQOptions(profile, 0))
+        before = gs.export_onnx(graph).SerializeToString()
+        second = insert_qdq(graph, tiny_plan_w8a8, QDQOptions(profile, 0))
+        assert first.changed and not second.changed
+        assert {r for _, r in second.skipped} >= {"already quantized"}
+        assert gs.export_onnx(graph).SerializeToString() == before
+
+
+def test_rewrite_is_deterministic(tiny_export, tiny_plan_w8a8) -> None:
+    fp32, _ = tiny_export
+    a, _ = rewrite(fp32, tiny_plan_w8a8, "trt", 0)
+    b, _ = rewrite(fp32, tiny_plan_w8a8, "trt", 0)
+    assert a.SerializeToString() == b.SerializeToString()
+
+
+def test_int4_weights_make_smaller_files(tmp_path: Path) -> None:
+    from srtest import exported
+
+    model = tiny_edsr(feats=16)
+    fp32, graph = exported(model, tmp_path)
+    plan = make_plan(model, graph, QuantConfig(weight_bits=4, act_bits=4, method="mse"))
+    int8, _ = rewrite(fp32, plan, "ort", 0)
+    int4, results = rewrite(fp32, plan, "ort", 0, int4_weights=True)
+    assert results[-1].changes["int4_initializer"] > 0
+    assert int4.opset_import[0].version >= 21
+    assert len(int4.SerializeToString()) < len(int8.SerializeToString())
+    np.testing.assert_allclose(run(int4, X), run(int8, X), atol=1e-6)
+
+
+def test_sub8bit_sites_get_a_clip(tmp_path: Path) -> None:
+    from srtest import exported
+
+    model = tiny_edsr()
+    fp32, graph = exported(model, tmp_path)
+    plan = make_plan(model, graph, QuantConfig(weight_bits=8, act_bits=4, method="minmax"))
+    m, _ = rewrite(fp32, plan, "trt", 0)
+    assert ops(m)["Clip"] >= len(plan.quantized_layers())
+    plan8 = make_plan(model, graph, QuantConfig(weight_bits=8, act_bits=8, method="minmax"))
+    m8, _ = rewrite(fp32, plan8, "trt", 0)
+    assert ops(m8)["Clip"] == 0

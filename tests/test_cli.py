@@ -1,0 +1,134 @@
+"""The CLI end to end on a tiny model, as a user runs it (subprocess, real entry point)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from srdeploy.models.edsr import EDSR
+from srdeploy.models.loading import save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def srdeploy(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "srdeploy"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "srdeploy.cli"]
+    return subprocess.run(
+        [*cmd, *args], cwd=cwd, capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "200"}
+    )
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ws = tmp_path_factory.mktemp("cli")
+    torch.manual_seed(0)
+    net = EDSR(scale=2, n_resblocks=2, n_feats=8)
+    with torch.no_grad():
+        for block in net.body[:-1]:
+            block.body[2].weight.mul_(0.2)
+    save_checkpoint(net, ws / "tiny.pt")
+    rng = np.random.default_rng(0)
+    for folder, n in (("calib", 3), ("hr", 2)):
+        (ws / folder).mkdir()
+        for i in range(n):
+            base = rng.random((48, 60, 3))
+            img = (255 * (0.5 * base + 0.5 * np.roll(base, 1, 0))).astype(np.uint8)
+            Image.fromarray(img).save(ws / folder / f"img{i}.png")
+    # the kinds of images users have: grayscale, RGBA and 16-bit
+    Image.fromarray((rng.random((48, 48)) * 255).astype(np.uint8), "L").save(ws / "calib" / "gray.png")
+    Image.fromarray((rng.random((48, 48, 4)) * 255).astype(np.uint8), "RGBA").save(ws / "calib" / "rgba.png")
+    Image.fromarray((rng.random((48, 48)) * 65535).astype(np.uint16)).save(ws / "hr" / "deep16.png")
+    (ws / "recipe.yaml").write_text(
+        "name: tiny\nmodel: {path: tiny.pt}\n"
+        "calib: {folder: calib, patches: 8, patch_size: 16}\n"
+        "quant: {weight_bits: 8, act_bits: 8, method: mse}\n"
+        "validate: {dataset: hr, thresholds: {max_psnr_drop_db: 1.0, min_agreement_db: 30}}\n"
+    )
+    return ws
+
+
+@pytest.fixture(scope="module")
+def built(workspace: Path) -> Path:
+    out = srdeploy("build", "--recipe", "recipe.yaml", cwd=workspace)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return workspace / "builds" / "tiny"
+
+
+def test_build_writes_the_documented_layout(built: Path) -> None:
+    for rel in (
+        "fp32.onnx",
+        "trt/model.onnx",
+        "ort/model.onnx",
+        "plan.json",
+        "plan.npz",
+        "report.json",
+        "report.md",
+        "recipe.yaml",
+        "tiers.json",
+        "manifest.json",
+        "model.safetensors",
+    ):
+        assert (built / rel).is_file(), rel
+    report = json.loads((built / "report.json").read_text())
+    assert report["verdict"] == "pass"
+    names = [s["execution"] for s in report["summary"]]
+    assert names == ["fp32", "sim[trt]", "trt", "sim[ort]", "ort"]
+    assert report["images_evaluated"] == 3
+    assert not list(built.parent.glob(".*partial*"))
+
+
+def test_rebuild_gives_byte_identical_onnx(workspace: Path, built: Path) -> None:
+    before = {p: (built / p).read_bytes() for p in ("fp32.onnx", "trt/model.onnx", "ort/model.onnx")}
+    out = srdeploy("build", "--recipe", "recipe.yaml", "--out", "again", "--no-validate", cwd=workspace)
+    assert out.returncode == 0, out.stderr
+    for p, data in before.items():
+        assert (workspace / "again" / p).read_bytes() == data, p
+
+
+def test_validate_and_inspect_from_the_folder(workspace: Path, built: Path) -> None:
+    out = srdeploy("validate", str(built), "--dataset", "hr", cwd=workspace)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (built / "validate.json").is_file() and (built / "validate.junit.xml").is_file()
+    out = srdeploy("validate", str(built), "--dataset", "hr", "--max-psnr-drop", "0", cwd=workspace)
+    assert out.returncode == 1
+    assert "mean Y-PSNR drop" in out.stdout
+    out = srdeploy("inspect", str(built), cwd=workspace)
+    assert out.returncode == 0 and "body.0.body.0" in out.stdout
+
+
+def test_version() -> None:
+    out = srdeploy("--version", cwd=REPO)
+    assert out.returncode == 0 and out.stdout.startswith("srdeploy ")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.path=missing.pt", "checkpoint not found"),
+        ("calib.folder=empty", "no images"),
+        ("quant.act_bits=1", "act_bits"),
+        ("validate.dataset=nowhere", "neither an image folder nor a named set"),
+    ],
+)
+def test_bad_input_fails_cleanly_without_output(workspace: Path, override: str, message: str) -> None:
+    (workspace / "empty").mkdir(exist_ok=True)
+    out = srdeploy("build", "--recipe", "recipe.yaml", "--out", "bad", "--set", override, cwd=workspace)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (workspace / "bad").exists()
+    assert not list(workspace.glob(".bad*"))
+
+
+def test_validate_refuses_a_folder_that_is_not_a_build(workspace: Path) -> None:
+    out = srdeploy("validate", str(workspace), cwd=workspace)
+    assert out.returncode == 2 and "not an srdeploy build folder" in out.stderr
