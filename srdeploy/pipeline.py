@@ -17,7 +17,8 @@ import onnx
 
 from srdeploy.buildfolder import BuildFolder, write_manifest
 from srdeploy.calib.config import QuantConfig
-from srdeploy.calib.flow import calibrate
+from srdeploy.calib.flow import apply_refinement, calibrate, equalize_for_daq
+from srdeploy.calib.refine import RefineConfig, refine
 from srdeploy.data.sets import load_pairs, lr_patches
 from srdeploy.export import export_onnx, residual_add_paths
 from srdeploy.fsutil import atomic_folder, atomic_write_text
@@ -54,7 +55,7 @@ def quant_config(recipe: Recipe) -> QuantConfig:
         quantize_roles=tuple(q.quantize_roles),
         residual_skips=q.residual_skips,
         skip_bits=q.skip_bits,
-        adaptive=q.adaptive.enabled or (q.method == "adabm" and q.adaptive.enabled),
+        adaptive=q.adaptive.enabled,
         layer_bits=q.adaptive.layer_bits,
         image_bits=q.adaptive.image_bits,
         layer_percentiles=tuple(q.adaptive.layer_percentiles),
@@ -146,7 +147,14 @@ def build(
             model=dict(name=model.name, arch=model.arch, scale=model.scale),
             dataset=recipe.validate_.dataset,
         )
-        extra = {"artifacts": file_sizes(tmp)}
+        if "ort" in recipe.export.profiles:
+            from srdeploy.backends.ort import fusion_report
+
+            fusion = {str(t): fusion_report(p) for t, p in folder.profile_models("ort").items()}
+            extra_sections["ort_fusion"] = {
+                t: dict(quantized_convs=f.quantized_convs, fused_integer_convs=f.fused_integer_convs,
+                        qlinear_adds=f.optimized_ops.get("QLinearAdd", 0)) for t, f in fusion.items()}
+        extra = {"artifacts": file_sizes(tmp), **extra_sections}
         report: dict[str, Any] = dict(header, verdict="not validated", failures=[])
         if run_validation:
             pairs = load_pairs(recipe.validate_.dataset, model.scale, recipe.validate_.max_images)

@@ -145,7 +145,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines.append("")
         for s in notes:
             lines.append(f"- `{s['execution']}`: {s['note']}")
-    for section in ("artifacts", "ort_fusion", "trt_lint", "tensorrt", "sparsity"):
+    for section in ("artifacts", "ort_fusion", "trt_lint", "tensorrt", "sparsity", "equalization", "refinement"):
         if report.get(section):
             lines += ["", f"## {section.replace('_', ' ')}", "", "```", _dump(report[section]), "```"]
     lines += [
