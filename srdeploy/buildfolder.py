@@ -55,6 +55,13 @@ class BuildFolder:
             out[int(p.stem.split("-")[1])] = p
         return out
 
+    def profile_engines(self) -> dict[int, Path]:
+        """tier -> TensorRT engine (trt/engine.plan or trt/tier-<k>.plan) where built."""
+        folder = self.root / "trt"
+        if (folder / "engine.plan").is_file():
+            return {0: folder / "engine.plan"}
+        return {int(p.stem.split("-")[1]): p for p in sorted(folder.glob("tier-*.plan"))}
+
     def manifest(self) -> dict[str, Any]:
         path = self.root / MANIFEST
         if not path.is_file():

@@ -93,6 +93,17 @@ def inspect(
         out.print(table)
 
 
+@app.command("lint-trt")
+def lint_trt_cmd(
+    model: Annotated[Path, typer.Argument(help="QDQ ONNX for TensorRT, e.g. builds/<name>/trt/model.onnx")],
+) -> None:
+    """Check a QDQ ONNX graph against TensorRT 10/11 rules (no TensorRT or GPU needed)."""
+    from srdeploy.passes.lint_trt import lint_trt_main
+
+    if code := lint_trt_main(model):
+        raise typer.Exit(code)
+
+
 @app.command("eval")
 def eval_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="bundled model name or checkpoint path")],

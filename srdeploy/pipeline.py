@@ -20,6 +20,7 @@ from srdeploy.calib.config import QuantConfig
 from srdeploy.calib.flow import apply_refinement, calibrate, equalize_for_daq
 from srdeploy.calib.refine import RefineConfig, refine
 from srdeploy.data.sets import load_pairs, lr_patches
+from srdeploy.engines import build_engines, lint_trt_graph
 from srdeploy.export import export_onnx, residual_add_paths
 from srdeploy.fsutil import atomic_folder, atomic_write_text
 from srdeploy.models.deploy_form import load_for_recipe, save_deploy_model, to_deploy_form
@@ -101,7 +102,14 @@ def build(
             graph = analyze(fp32, residual_add_paths(model.module))
         seconds["prepare"] = time.perf_counter() - t0
         masks: dict = {}
+        extra_sections: dict[str, Any] = {}
         t1 = time.perf_counter()
+        if cfg.equalize:
+            with progress.stage("DAQ channel equalization"):
+                extra_sections["equalization"] = equalize_for_daq(
+                    model, fp32, graph, patches, cfg, recipe.calib.batch_size, recipe.seed
+                )
+                onnx.save(fp32, str(folder.fp32_onnx))
         with progress.stage("calibrate", total=len(patches)) as advance:
             run = calibrate(
                 model,
@@ -116,8 +124,13 @@ def build(
             )
         plan = run.plan
         seconds["calibrate"] = time.perf_counter() - t1
+        if recipe.quant.refine.steps > 0:
+            t1r = time.perf_counter()
+            plan, extra_sections["refinement"] = refine_plan(recipe, model, run, progress)
+            seconds["refine"] = time.perf_counter() - t1r
         t2 = time.perf_counter()
         tier_ids = [t.index for t in plan.tiers]
+        lint: dict[str, Any] = {}
         with progress.stage("rewrite", total=len(recipe.export.profiles) * len(tier_ids)) as advance:
             done = 0
             for profile in recipe.export.profiles:
@@ -133,11 +146,19 @@ def build(
                         metadata={"srdeploy.recipe_digest": recipe.digest},
                     )
                     path = folder.profile_model(profile, None if len(tier_ids) == 1 else tier)
+                    if profile == "trt":
+                        lint[path.name] = lint_trt_graph(qmodel, f"trt/{path.name}")
                     path.parent.mkdir(parents=True, exist_ok=True)
                     onnx.save(qmodel, str(path))
                     done += 1
                     advance(done)
         seconds["rewrite"] = time.perf_counter() - t2
+        if lint:
+            extra_sections["trt_lint"] = {k: dict(errors=v["errors"], warnings=[
+                f"{f['rule']} at {f['node']}: {f['message']}" for f in v["findings"] if f["severity"] == "warning"])
+                for k, v in lint.items()}
+        with progress.stage("TensorRT engines"):
+            extra_sections["tensorrt"] = build_engines(recipe, folder, plan, model)
         save_plan(plan, folder.plan)
         save_deploy_model(model, tmp, structure={})
         atomic_write_text(folder.recipe, recipe.to_yaml())
@@ -169,9 +190,10 @@ def build(
                     recipe.export.profiles,
                     header,
                     tile=recipe.validate_.tile,
+                    overlap=recipe.validate_.tile_overlap,
                     threads=recipe.validate_.threads,
                     extra_sections=extra,
-                    calibration_seconds=seconds["calibrate"],
+                    calibration_seconds=seconds["calibrate"] + seconds.get("refine", 0.0),
                     progress=advance,
                 )
             seconds["validate"] = time.perf_counter() - t3
@@ -204,3 +226,19 @@ def write_tiers_json(folder: BuildFolder, plan: QuantPlan) -> None:
         tiers=tiers,
     )
     atomic_write_text(folder.tiers_json, json.dumps(doc, indent=1) + "\n")
+
+
+def refine_plan(recipe: Recipe, model: Any, run: Any, progress: Progress) -> tuple[QuantPlan, dict[str, Any]]:
+    """AdaBM-style label-free refinement of the calibrated plan against the fp32 outputs."""
+    rc = recipe.quant.refine
+    patches = lr_patches(calib_source(recipe), model.scale, rc.patch_size, rc.patches, recipe.seed + 1)
+    cfg = RefineConfig(
+        steps=rc.steps, batch_size=rc.batch_size, lr_bounds=rc.lr_bounds, lr_thresholds=rc.lr_thresholds,
+        lr_layer_bits=rc.lr_layer_bits, feature_weight=rc.feature_weight, bit_weight=rc.bit_weight,
+        learn_bits=rc.learn_bits, seed=recipe.seed,
+    )
+    with progress.stage("refine (label-free, vs fp32)", total=rc.steps) as advance:
+        result = refine(model, run.plan, patches, cfg, progress=advance)
+    section = dict(steps=rc.steps, seconds=round(result.seconds, 1), eval_l1_before=round(result.eval_loss_before, 5),
+                   eval_l1_after=round(result.eval_loss_after, 5))
+    return apply_refinement(model, run, result), section

@@ -131,6 +131,7 @@ class ValidateSection(_Section):
     max_images: int | None = Field(None, ge=1)
     thresholds: Thresholds = Thresholds()
     tile: int | None = Field(None, ge=8, description="route tiles of this LR size to tiers")
+    tile_overlap: int = Field(16, ge=0, le=256, description="LR context pixels around each tile")
     threads: int = Field(2, ge=1)
 
 

@@ -83,6 +83,9 @@ def test_build_writes_the_documented_layout(built: Path) -> None:
     names = [s["execution"] for s in report["summary"]]
     assert names == ["fp32", "sim[trt]", "trt", "sim[ort]", "ort"]
     assert report["images_evaluated"] == 3
+    assert report["trt_lint"]["model.onnx"]["errors"] == 0
+    assert "no engine built" in report["tensorrt"]["skipped"]
+    assert report["ort_fusion"]["0"]["fused_integer_convs"] == report["ort_fusion"]["0"]["quantized_convs"]
     assert not list(built.parent.glob(".*partial*"))
 
 
@@ -103,6 +106,39 @@ def test_validate_and_inspect_from_the_folder(workspace: Path, built: Path) -> N
     assert "mean Y-PSNR drop" in out.stdout
     out = srdeploy("inspect", str(built), cwd=workspace)
     assert out.returncode == 0 and "body.0.body.0" in out.stdout
+
+
+def test_lint_trt_command(built: Path, workspace: Path) -> None:
+    out = srdeploy("lint-trt", str(built / "trt" / "model.onnx"), cwd=workspace)
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = srdeploy("lint-trt", str(built / "ort" / "model.onnx"), cwd=workspace)
+    assert out.returncode == 1 and "qdq-dtype" in out.stdout
+
+
+def test_adaptive_daq_refined_build_with_tiles(workspace: Path) -> None:
+    out = srdeploy("build", "--recipe", "recipe.yaml", "--out", "ada", "--set", "quant.weight_bits=4",
+                   "--set", "quant.act_bits=4", "--set", "quant.method=daq", "--set", "quant.adaptive.enabled=true",
+                   "--set", "quant.refine.steps=3", "--set", "quant.refine.patch_size=16", "--set", "validate.tile=8",
+                   "--set", "validate.tile_overlap=4",
+                   "--set", "validate.thresholds.max_psnr_drop_db=null", cwd=workspace)
+    assert out.returncode == 0, out.stdout + out.stderr
+    root = workspace / "ada"
+    for k in range(3):
+        assert (root / "trt" / f"tier-{k}.onnx").is_file() and (root / "ort" / f"tier-{k}.onnx").is_file()
+    tiers = json.loads((root / "tiers.json").read_text())
+    assert [t["name"] for t in tiers["tiers"]] == ["low", "base", "high"]
+    assert len(tiers["selector"]["thresholds"]) == 2
+    report = json.loads((root / "report.json").read_text())
+    assert report["equalization"]["groups"] and report["refinement"]["steps"] == 3
+    ort_row = next(s for s in report["summary"] if s["execution"] == "ort")
+    assert sum(ort_row["tier_usage"].values()) > 3  # tiles, not images, were routed
+    assert report["quantization"]["fab"] is not None
+    # INT4 weights in the ort files (opset 21), int8 containers in the trt files
+    import onnx
+
+    ort_model = onnx.load(str(root / "ort" / "tier-0.onnx"))
+    assert any(i.data_type == onnx.TensorProto.INT4 for i in ort_model.graph.initializer)
+    assert ort_model.opset_import[0].version >= 21
 
 
 def test_version() -> None:

@@ -63,6 +63,7 @@ def validate_folder(
         header,
         tile=tile or recipe.validate_.tile,
         threads=recipe.validate_.threads,
+        overlap=recipe.validate_.tile_overlap,
         extra_sections={"artifacts": file_sizes(folder.root)},
         progress=progress,
     )

@@ -106,6 +106,7 @@ def compare(
     default_tier: int = 0,
     tile: int | None = None,
     progress: Callable[[int], None] | None = None,
+    overlap: int = DEFAULT_OVERLAP,
 ) -> Comparison:
     router = make_router(selector, default_tier)
     result = Comparison()
@@ -114,7 +115,7 @@ def compare(
         result.bicubic[pair.name] = (psnr_y(bic, pair.hr, scale), ssim_y(bic, pair.hr, scale))
         outputs: dict[str, np.ndarray] = {}
         for ex in executions:
-            sr, tiers = run_execution(ex, pair.lr, scale, router, tile)
+            sr, tiers = run_execution(ex, pair.lr, scale, router, tile, overlap)
             if not np.all(np.isfinite(sr)):
                 raise FloatingPointError(f"{ex.name} produced NaN/Inf on image {pair.name}")
             outputs[ex.name] = sr

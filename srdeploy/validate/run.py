@@ -60,8 +60,25 @@ def executions_for(
                 note=PROFILE_NOTES.get(profile, ""),
             )
         )
+    out += tensorrt_executions(folder, plan)
     out += list(extra)
     return out
+
+
+def tensorrt_executions(folder: BuildFolder, plan: QuantPlan) -> list[Execution]:
+    """The engine joins the comparison when it exists and TensorRT can run here."""
+    engines = folder.profile_engines()
+    if not engines:
+        return []
+    from srdeploy.backends import tensorrt as trt_backend
+
+    if not trt_backend.capabilities().available:
+        return []
+    from srdeploy.backends.trt_runner import TrtRunner
+
+    runners = {t: TrtRunner(p, name="tensorrt").activate() for t, p in engines.items()}
+    return [Execution("tensorrt", "deployment", runners, profile="trt", simulation="sim[trt]",
+                      note="TensorRT engine on the GPU")]
 
 
 def quantization_summary(
@@ -112,13 +129,14 @@ def validate(
     header: Mapping[str, Any],
     tile: int | None = None,
     threads: int = 2,
+    overlap: int = 16,
     extra_sections: Mapping[str, Any] | None = None,
     calibration_seconds: float | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, Any], Comparison]:
     executions = executions_for(folder, model, plan, profiles, threads)
     t0 = time.perf_counter()
-    comparison = compare(pairs, executions, model.scale, plan.selector, plan.default_tier, tile, progress)
+    comparison = compare(pairs, executions, model.scale, plan.selector, plan.default_tier, tile, progress, overlap)
     deployments = [e.name for e in executions if e.kind == "deployment"]
     failures = check(comparison, deployments, thresholds)
     usage = comparison.tier_usage(deployments[0]) if deployments else {}

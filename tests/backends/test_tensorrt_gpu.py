@@ -1,0 +1,167 @@
+"""Real TensorRT (10 or 11) on a real NVIDIA GPU; every test skips cleanly without them.
+
+test_api_names_exist needs only an importable tensorrt: it checks that every class, method,
+property and enum member backends/tensorrt.py and trt_runner.py use exists in the installed
+version. The rest build an engine from a real trt rewrite of a tiny EDSR (2:4 body weights) and
+check inference against ONNX Runtime, inspection against the plan, the sparsity log and latency.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from srtest import exported, patches, tiny_edsr
+
+from srdeploy.calib.config import QuantConfig
+from srdeploy.calib.flow import calibrate
+from srdeploy.errors import SrdeployError
+from srdeploy.passes.rewrite import rewrite
+from srdeploy.quant.plan import NMMask
+from srdeploy.sparsity.nm import nm_mask
+
+pytestmark = pytest.mark.gpu
+
+API_NAMES = {
+    "": "ILogger Builder OnnxParser Runtime BuilderFlag MemoryPoolType HardwareCompatibilityLevel "
+    "ProfilingVerbosity NetworkDefinitionCreationFlag TensorIOMode LayerInformationFormat DataType __version__",
+    "Builder": "create_network create_builder_config create_optimization_profile build_serialized_network",
+    "OnnxParser": "parse_from_file num_errors get_error",
+    "ParserError": "node_name node_operator desc",
+    "INetworkDefinition": "num_inputs get_input",
+    "IBuilderConfig": "set_flag set_memory_pool_limit builder_optimization_level hardware_compatibility_level "
+    "profiling_verbosity add_optimization_profile create_timing_cache set_timing_cache get_timing_cache",
+    "IOptimizationProfile": "set_shape",
+    "ITimingCache": "serialize",
+    "Runtime": "deserialize_cuda_engine engine_host_code_allowed",
+    "ICudaEngine": "create_execution_context num_io_tensors get_tensor_name get_tensor_mode "
+    "get_tensor_profile_shape get_tensor_dtype create_engine_inspector",
+    "IExecutionContext": "set_input_shape get_tensor_shape set_tensor_address execute_async_v3",
+    "EngineInspector": "execution_context get_engine_information",
+    "BuilderFlag": "SPARSE_WEIGHTS VERSION_COMPATIBLE",
+    "MemoryPoolType": "WORKSPACE",
+    "HardwareCompatibilityLevel": "NONE AMPERE_PLUS",
+    "ProfilingVerbosity": "DETAILED",
+    "NetworkDefinitionCreationFlag": "STRONGLY_TYPED",
+    "TensorIOMode": "INPUT OUTPUT",
+    "LayerInformationFormat": "JSON",
+    "DataType": "FLOAT HALF",
+}
+
+
+def _trt() -> Any:
+    return pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install 'srdeploy[tensorrt]')")
+
+
+def test_api_names_exist() -> None:
+    trt = _trt()
+    missing = []
+    for owner, names in API_NAMES.items():
+        obj = getattr(trt, owner) if owner else trt
+        missing += [f"{owner or 'tensorrt'}.{n}" for n in names.split() if not hasattr(obj, n)]
+    from srdeploy.backends.trt_config import version_tuple
+
+    if version_tuple(trt.__version__)[:2] >= (10, 9) and not hasattr(
+        trt.HardwareCompatibilityLevel, "SAME_COMPUTE_CAPABILITY"
+    ):
+        missing.append("HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY")  # trt_config assumes it from 10.9
+    assert not missing, f"TensorRT {trt.__version__} lacks {missing}"
+
+
+@pytest.fixture(scope="module")
+def gpu() -> tuple[str, tuple[int, int]]:
+    _trt()
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device (or a CPU-only torch build)")
+    from srdeploy.backends.tensorrt import capabilities, cuda_device
+
+    caps = capabilities()
+    if not caps.available:
+        pytest.skip(caps.reason)
+    return cuda_device()
+
+
+@pytest.fixture(scope="module")
+def built(gpu, tmp_path_factory: pytest.TempPathFactory):
+    from srdeploy.backends.tensorrt import build_engine
+    from srdeploy.backends.trt_config import EngineConfig, ProfileShapes
+
+    tmp = tmp_path_factory.mktemp("trt")
+    model = tiny_edsr(feats=16)
+    fp32, g = exported(model, tmp)
+    params = dict(model.module.named_parameters())
+    body = [w for w in g.convs if w.startswith("body.") and w.count(".") == 4]
+    masks = {w: NMMask(2, 4, nm_mask(params[w].detach().numpy(), 2, 4)) for w in body}
+    plan = calibrate(model, g, patches(8), QuantConfig(weight_bits=8, act_bits=8, method="mse"), masks).plan
+    trt_model, _ = rewrite(fp32, plan, "trt", 0)
+    onnx_path = tmp / "trt" / "model.onnx"
+    onnx_path.parent.mkdir()
+    onnx.save(trt_model, onnx_path)
+    profile = ProfileShapes.from_nhw((1, 8, 8), (1, 32, 32), (4, 64, 64))
+    config = EngineConfig(profile=profile, workspace_bytes=1 << 30, sparse_weights=True, timing_cache_dir=str(tmp))
+    return plan, onnx_path, build_engine(onnx_path, config, tmp / "engines"), tmp
+
+
+def test_build_writes_engine_metadata_log_and_cache(built, gpu) -> None:
+    import tensorrt as trt
+
+    _, _, art, tmp = built
+    assert art.engine_path.name == "engine.plan" and art.engine_path.stat().st_size > 0
+    assert art.metadata["tensorrt_version"] == trt.__version__
+    assert art.metadata["compute_capability"] == f"{gpu[1][0]}.{gpu[1][1]}"
+    assert "SPARSE_WEIGHTS" in art.metadata["flags"]["builder"]
+    assert list(tmp.glob("*.timing-cache")), "timing cache not saved"
+    if gpu[1] >= (8, 0):
+        assert "(Sparsity)" in art.log_path.read_text(), "sparsity report missing from the captured build log"
+
+
+def test_runner_matches_onnxruntime_any_size_and_batch(built) -> None:
+    from srdeploy.backends.ort import OrtRunner
+    from srdeploy.backends.tensorrt import TrtRunner
+
+    _, onnx_path, art, _ = built
+    x = np.random.default_rng(0).random((6, 3, 20, 28), dtype=np.float32)  # N > profile max (4): split
+    with TrtRunner(art.engine_path) as runner:
+        y = runner.infer(x)
+        single = runner.infer(x[5:6])
+        with pytest.raises(SrdeployError, match="outside the engine's profile"):
+            runner.infer(np.zeros((1, 3, 8, 100), np.float32))
+        latency = runner.latency(x[:2], warmup=2, repeats=5)
+    assert y.shape == (6, 3, 40, 56) and y.dtype == np.float32
+    np.testing.assert_allclose(single, y[5:6], atol=2e-3)
+    ref = OrtRunner(onnx_path).infer(x[:2])
+    psnr = 10 * np.log10(1.0 / max(float(np.mean((y[:2] - ref) ** 2)), 1e-12))
+    assert psnr > 35.0, f"TensorRT vs ONNX Runtime on the same graph: {psnr:.1f} dB"
+    assert 0 < latency.min_ms <= latency.median_ms
+
+
+def test_inspection_matches_the_plan(built) -> None:
+    from srdeploy.backends.tensorrt import inspect_engine
+    from srdeploy.backends.trt_report import compare_engine_to_plan, summarize
+
+    plan, _, art, _ = built
+    layers = inspect_engine(art.engine_path)
+    assert layers and all("Name" in layer for layer in layers)
+    rows = compare_engine_to_plan(layers, plan, art.sparsity)
+    text = "\n".join(f"[{r['status']}] {r['text']} <- {r['engine_layer']}" for r in rows)
+    quantized = [r for r in rows if r["planned_precision"] == "INT8"]
+    assert quantized and all(r["built_precision"] == "INT8" for r in quantized), text
+    assert summarize(rows)["ok"], text
+
+
+def test_engine_from_another_version_is_refused(built, tmp_path: Path) -> None:
+    import json
+
+    from srdeploy.backends.tensorrt import TrtRunner
+    from srdeploy.errors import BackendUnavailable
+
+    _, _, art, _ = built
+    copy = tmp_path / "engine.plan"
+    copy.write_bytes(art.engine_path.read_bytes())
+    copy.with_suffix(".json").write_text(json.dumps({**art.metadata, "tensorrt_version": "9.0.0"}))
+    with pytest.raises(BackendUnavailable, match="rebuild"):
+        TrtRunner(copy).activate()
