@@ -93,6 +93,25 @@ def inspect(
         out.print(table)
 
 
+@app.command()
+def upscale(
+    inp: Annotated[Path, typer.Argument(metavar="IN", help="image file or folder of images")],
+    out_path: Annotated[Path, typer.Argument(metavar="OUT", help="output file, or output folder (created)")],
+    build_dir: Annotated[Path, typer.Option("--build", "-b", help="build folder written by srdeploy build")],
+    tile: Annotated[int | None, typer.Option("--tile", min=8, help="LR tile size (default: automatic)")] = None,
+    tier: Annotated[str, typer.Option("--tier", help="'auto' (route by image complexity) or a tier index")] = "auto",
+    profile: Annotated[str, typer.Option("--profile", help="ort | trt")] = "ort",
+    threads: Annotated[int | None, typer.Option("--threads", help="ONNX Runtime threads (default: all)")] = None,
+) -> None:
+    """Upscale an image, or every image in a folder, with a build folder's model."""
+    from srdeploy.progress import RichProgress
+    from srdeploy.runtime.cli_upscale import upscale_paths
+
+    summary = upscale_paths(inp, out_path, build_dir, tile, tier, profile, threads, RichProgress(err))
+    # File names can contain brackets, which rich would read as markup.
+    out.print(summary.describe(), markup=False, highlight=False)
+
+
 @app.command("lint-trt")
 def lint_trt_cmd(
     model: Annotated[Path, typer.Argument(help="QDQ ONNX for TensorRT, e.g. builds/<name>/trt/model.onnx")],

@@ -12,8 +12,15 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from math import isqrt
 
 import numpy as np
+
+# LR pixels per inference call (tiles x window area). ONNX Runtime's CPU activations for EDSR-
+# baseline x4 (INT8 `ort` profile, arena off) measured ~7 KB per LR pixel, so 2**17 pixels is
+# ~0.9 GB: with an 8-bit 4000x3000 input and its 576 MB x4 output the process peaked at 1.6 GB
+# (runtime/upscaler.py docstring; tests/runtime/test_upscaler.py::test_large_image_memory).
+DEFAULT_MAX_BATCH_PIXELS = 1 << 17
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,23 @@ def tile_grid(h: int, w: int, tile: int, overlap: int) -> list[TileSpec]:
         for (y0, y1, cy0, cy1) in _axis_windows(h, tile, overlap)
         for (x0, x1, cx0, cx1) in _axis_windows(w, tile, overlap)
     ]
+
+
+def plan_tiles(
+    h: int, w: int, tile: int | None, overlap: int, batch_size: int, max_batch_pixels: int
+) -> tuple[int | None, int]:
+    """-> (tile, tiles per batch); tile None means whole-image inference.
+
+    Without an explicit ``tile`` an image runs whole while it fits ``max_batch_pixels``, and is
+    otherwise tiled with the largest multiple-of-32 core whose window fits. Batches are cut to the
+    same budget, so memory is bounded by the budget, not by the image or by ``batch_size``.
+    """
+    if tile is None:
+        if h * w <= max_batch_pixels:
+            return None, 1
+        tile = max(32, (isqrt(max_batch_pixels) - 2 * overlap) // 32 * 32)
+    window = min(h, tile + 2 * overlap) * min(w, tile + 2 * overlap)
+    return tile, max(1, min(batch_size, max_batch_pixels // window))
 
 
 InferFn = Callable[[np.ndarray, int], np.ndarray]  # (N,3,h,w) float32, tier -> (N,3,sh,sw)

@@ -57,7 +57,7 @@ def adaptive_run(tmp_path_factory):
 
 
 def test_tiers_routing_and_fab(adaptive_run, tmp_path: Path) -> None:
-    model, run, _ = adaptive_run
+    _, run, _ = adaptive_run
     plan = run.plan
     assert [t.name for t in plan.tiers] == ["low", "base", "high"]
     assert plan.selector.route(float(complexity(flat())[0])) == 0
