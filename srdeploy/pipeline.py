@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import onnx
 from srdeploy.buildfolder import BuildFolder, write_manifest
 from srdeploy.calib.config import QuantConfig
 from srdeploy.calib.flow import apply_refinement, calibrate, equalize_for_daq
+from srdeploy.calib.layers import layer_infos
 from srdeploy.calib.refine import RefineConfig, refine
 from srdeploy.data.sets import load_pairs, lr_patches
 from srdeploy.engines import build_engines, lint_trt_graph
@@ -27,8 +28,10 @@ from srdeploy.models.deploy_form import load_for_recipe, save_deploy_model, to_d
 from srdeploy.passes.graph_info import analyze
 from srdeploy.passes.rewrite import rewrite
 from srdeploy.progress import Progress, SilentProgress
-from srdeploy.quant.plan import QuantPlan, save_plan
+from srdeploy.quant.plan import NMMask, QuantPlan, save_plan
 from srdeploy.recipe import Recipe
+from srdeploy.sparsity.api import choose_masks, prune_structure
+from srdeploy.sparsity.config import SparsityConfig
 from srdeploy.validate.run import file_sizes, validate, write_reports
 from srdeploy.validate.verdict import Thresholds
 
@@ -90,8 +93,11 @@ def build(
     with atomic_folder(out) as tmp:
         folder = BuildFolder(tmp)
         t0 = time.perf_counter()
+        scfg = SparsityConfig.from_section(recipe.sparsity)
+        extra_sections: dict[str, Any] = {}
         with progress.stage("load model"):
-            model = to_deploy_form(load_for_recipe(recipe.model))
+            model, structure = prune_structure(load_for_recipe(recipe.model), scfg)  # bn_filter: before BN folding
+            model = to_deploy_form(model)
         with progress.stage("calibration patches"):
             patches = lr_patches(
                 calib_source(recipe), model.scale, recipe.calib.patch_size, recipe.calib.patches, recipe.seed
@@ -101,13 +107,21 @@ def build(
             fp32 = onnx.load(str(folder.fp32_onnx))
             graph = analyze(fp32, residual_add_paths(model.module))
         seconds["prepare"] = time.perf_counter() - t0
-        masks: dict = {}
-        extra_sections: dict[str, Any] = {}
+        masks, sparsity_report = {}, {}
+        if scfg.policy not in ("none", "bn_filter"):
+            ts = time.perf_counter()
+            with progress.stage(f"sparsity ({scfg.policy})"):
+                layers = layer_infos(model, list(graph.convs), cfg.quantize_roles)
+                masks, sparsity_report = choose_masks(model, layers, patches, scfg, recipe.seed)
+                masks = attach_corrected_biases(masks, sparsity_report.get("bias_updates", {}))
+            seconds["sparsity"] = time.perf_counter() - ts
+        if scfg.policy != "none":
+            extra_sections["sparsity"] = sparsity_summary(structure, sparsity_report)
         t1 = time.perf_counter()
         if cfg.equalize:
             with progress.stage("DAQ channel equalization"):
                 extra_sections["equalization"] = equalize_for_daq(
-                    model, fp32, graph, patches, cfg, recipe.calib.batch_size, recipe.seed
+                    model, fp32, graph, patches, cfg, recipe.calib.batch_size, recipe.seed, masks
                 )
                 onnx.save(fp32, str(folder.fp32_onnx))
         with progress.stage("calibrate", total=len(patches)) as advance:
@@ -160,7 +174,10 @@ def build(
         with progress.stage("TensorRT engines"):
             extra_sections["tensorrt"] = build_engines(recipe, folder, plan, model)
         save_plan(plan, folder.plan)
-        save_deploy_model(model, tmp, structure={})
+        save_deploy_model(model, tmp, structure={"pruned_channels": structure.get("pruned_channels", {})})
+        if scfg.policy != "none":
+            atomic_write_text(folder.root / "sparsity.json", json.dumps(
+                {"structure": structure.get("report", {}), "masks": sparsity_report}, indent=1, default=str) + "\n")
         atomic_write_text(folder.recipe, recipe.to_yaml())
         write_tiers_json(folder, plan)
         header = dict(
@@ -242,3 +259,30 @@ def refine_plan(recipe: Recipe, model: Any, run: Any, progress: Progress) -> tup
     section = dict(steps=rc.steps, seconds=round(result.seconds, 1), eval_l1_before=round(result.eval_loss_before, 5),
                    eval_l1_after=round(result.eval_loss_after, 5))
     return apply_refinement(model, run, result), section
+
+
+def attach_corrected_biases(masks: dict[str, NMMask], bias_updates: dict[str, Any]) -> dict[str, NMMask]:
+    """Bias corrections live in the plan (beside the masks), so the fp32 reference stays the
+    trained model while simulation and the rewrite use the corrected biases."""
+    import numpy as np
+
+    out = {}
+    for weight, mask in masks.items():
+        bias = bias_updates.get(weight[: -len("weight")] + "bias")
+        out[weight] = replace(mask, bias=np.asarray(bias, dtype=np.float32)) if bias is not None else mask
+    return out
+
+
+def sparsity_summary(structure: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+    """The part of the sparsity report shown in report.json/md (the full one is sparsity.json)."""
+    out: dict[str, Any] = {"policy": report.get("policy") or structure.get("report", {}).get("policy")}
+    if report:
+        out["macs"] = report.get("macs")
+        out["eligibility"] = report.get("eligibility", {}).get("summary")
+        out["bias_correction"] = {k: v for k, v in report.get("bias_correction", {}).items() if k != "layers"}
+        out["layers"] = [{k: r.get(k) for k in ("weight", "pattern", "density", "reason") if k in r}
+                         for r in report.get("layers", []) if r.get("pattern")]
+    if structure.get("pruned_channels"):
+        out["pruned_channels"] = {k: len(v) for k, v in structure["pruned_channels"].items()}
+        out["structure"] = {k: v for k, v in structure.get("report", {}).items() if k != "layers"}
+    return out

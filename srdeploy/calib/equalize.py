@@ -17,7 +17,7 @@ breaks at zero-padded borders); one t per channel is shared by all sites of a gr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import onnx
@@ -133,8 +133,10 @@ def apply_scales(module: torch.nn.Module, group: Group, t: np.ndarray) -> None:
 
 
 def equalize(module: torch.nn.Module, model_proto: onnx.ModelProto, stats: Mapping[str, SiteStats],
-             quantized: set[str], bits: Mapping[str, int], strength: float = 1.0) -> dict:
-    """Equalize every group that feeds a quantized conv; returns a report."""
+             quantized: set[str], bits: Mapping[str, int], strength: float = 1.0,
+             masks: dict | None = None) -> dict:
+    """Equalize every group that feeds a quantized conv; returns a report. Corrected biases kept
+    in ``masks`` (bias correction after pruning) are rescaled with their convs."""
     groups, skipped = find_groups(model_proto)
     report = dict(groups=[], skipped=skipped)
     for group in groups:
@@ -144,6 +146,9 @@ def equalize(module: torch.nn.Module, model_proto: onnx.ModelProto, stats: Mappi
         if t is None:
             continue
         apply_scales(module, group, t)
+        for w in group.producers:
+            if masks and w in masks and masks[w].bias is not None:
+                masks[w] = replace(masks[w], bias=(masks[w].bias / t).astype(np.float32))
         report["groups"].append(dict(producers=list(group.producers), consumers=list(group.consumers),
                                      channels=int(t.size), spread=float(t.max() / t.min())))
     return report

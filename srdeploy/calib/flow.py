@@ -135,7 +135,7 @@ def apply_refinement(model: SRModel, run: CalibrationRun, result: RefineResult) 
 
 
 def equalize_for_daq(model: SRModel, fp32: object, graph: GraphInfo, patches: np.ndarray, cfg: QuantConfig,
-                     batch_size: int = 8, seed: int = 0) -> dict[str, Any]:
+                     batch_size: int = 8, seed: int = 0, masks: dict | None = None) -> dict[str, Any]:
     """DAQ's static form: observe conv inputs, rescale channels in place (model and fp32 ONNX)."""
     from srdeploy.calib.equalize import equalize, refresh_initializers
 
@@ -144,6 +144,6 @@ def equalize_for_daq(model: SRModel, fp32: object, graph: GraphInfo, patches: np
     names = [sites.site(w, sites.INPUT) for w in quantized]
     stats = observe(model.module, names, patches, batch_size, seed=seed)
     bits = {x.weight: (cfg.act_bits if x.role == "body" else 8) for x in layers if x.quantized}
-    report = equalize(model.module, fp32, stats, quantized, bits, cfg.equalize_strength)  # type: ignore[arg-type]
+    report = equalize(model.module, fp32, stats, quantized, bits, cfg.equalize_strength, masks)  # type: ignore[arg-type]
     report["initializers_updated"] = refresh_initializers(fp32, model.module)  # type: ignore[arg-type]
     return report

@@ -137,6 +137,9 @@ def quantize_weights(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, result:
         if mask is not None:
             values = values * mask.keep
             result.note("masked_weight")
+            if mask.bias is not None and len(node.inputs) > 2 and isinstance(node.inputs[2], gs.Constant):
+                node.inputs[2].values = np.asarray(mask.bias, dtype=np.float32)
+                result.note("corrected_bias")
         if not layer.quantized:
             if mask is not None:
                 w.values = values.astype(np.float32)

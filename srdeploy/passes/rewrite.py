@@ -40,7 +40,10 @@ def rewrite(
     set_opset(model, opset)
     if int4_weights:
         results.append(pack_int4_weights(model, plan))
-    sparse = sorted(k for k, m in plan.masks.items() if (m.n, m.m) == (2, 4))
+    from srdeploy.sparsity.nm import satisfies
+
+    # 1:4 and other sparser patterns satisfy 2:4 too; TensorRT can run all of them sparse.
+    sparse = sorted(k for k, m in plan.masks.items() if m.m % 4 == 0 and satisfies(m.keep, 2, 4))
     props = {
         "srdeploy.profile": profile,
         "srdeploy.tier": str(tier),

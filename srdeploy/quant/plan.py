@@ -41,11 +41,13 @@ class LayerInfo:
 
 @dataclass(frozen=True, eq=False)
 class NMMask:
-    """Keep-mask of a conv weight (True = kept) satisfying ``n`` kept... see sparsity.nm."""
+    """Keep-mask of a conv weight (True = kept), at most ``n`` of every ``m`` input channels
+    (sparsity/nm.py). ``bias``: the conv's bias re-fitted after masking (bias correction), if any."""
 
     n: int
     m: int
     keep: np.ndarray
+    bias: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -167,8 +169,12 @@ def plan_to_json(plan: QuantPlan) -> tuple[dict[str, Any], dict[str, np.ndarray]
         mask = plan.masks[k]
         arrays[f"mask/{k}"] = np.packbits(mask.keep.astype(bool).ravel())
         doc["masks"][k] = dict(
-            n=mask.n, m=mask.m, shape=list(mask.keep.shape), array=f"mask/{k}", density=float(mask.keep.mean())
+            n=mask.n, m=mask.m, shape=list(mask.keep.shape), array=f"mask/{k}", density=float(mask.keep.mean()),
+            bias=None,
         )
+        if mask.bias is not None:
+            arrays[f"mask_bias/{k}"] = np.asarray(mask.bias, dtype=np.float32)
+            doc["masks"][k]["bias"] = f"mask_bias/{k}"
     for t in plan.tiers:
         acts = {
             p: {s: _spec_to_json(t.activations[p][s], f"a/{t.index}/{p}/{s}", arrays) for s in sorted(t.activations[p])}
@@ -196,7 +202,8 @@ def plan_from_json(doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> 
     for k, v in doc["masks"].items():
         shape = tuple(v["shape"])
         bits = np.unpackbits(np.asarray(arrays[v["array"]]))[: int(np.prod(shape))]
-        masks[k] = NMMask(n=int(v["n"]), m=int(v["m"]), keep=bits.reshape(shape).astype(bool))
+        bias = np.asarray(arrays[v["bias"]], dtype=np.float32) if v.get("bias") else None
+        masks[k] = NMMask(n=int(v["n"]), m=int(v["m"]), keep=bits.reshape(shape).astype(bool), bias=bias)
     tiers = tuple(
         Tier(
             index=int(t["index"]),

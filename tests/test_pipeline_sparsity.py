@@ -1,0 +1,93 @@
+"""Sparsity through the whole build: masks in the plan, pruned initializers, agreement, reload."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from srdeploy.models.loading import save_checkpoint
+from srdeploy.models.srresnet import SRResNet
+from srdeploy.pipeline import build
+from srdeploy.quant.plan import load_plan
+from srdeploy.recipe import recipe_from_dict
+from srdeploy.sparsity.nm import satisfies
+from srdeploy.validate.cli_support import validate_folder
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def recipe(ckpt: Path, hr: Path, sparsity: dict, **quant) -> object:
+    return recipe_from_dict({
+        "name": "sp", "model": {"path": str(ckpt)},
+        "calib": {"folder": str(hr), "patches": 8, "patch_size": 16},
+        "quant": {"method": "mse", **quant}, "sparsity": sparsity,
+        "validate": {"dataset": str(hr), "thresholds": {"min_agreement_db": 30}},
+    })
+
+
+@pytest.fixture(scope="module")
+def hr_folder(tmp_path_factory) -> Path:
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("hr")
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        base = rng.random((48, 64, 3))
+        Image.fromarray((255 * (0.5 * base + 0.5 * np.roll(base, 1, 1))).astype(np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def test_uniform_2of4_build(tmp_path: Path, hr_folder: Path) -> None:
+    from srtest import tiny_edsr
+
+    model = tiny_edsr(blocks=2, feats=16)
+    ckpt = save_checkpoint(model.module, tmp_path / "m.pt")
+    result = build(recipe(ckpt, hr_folder, {"policy": "uniform", "n": 2, "m": 4, "bias_correction": True}),
+                   tmp_path / "out")
+    assert result.passed, result.report["failures"]
+    plan = load_plan(result.out_dir / "plan.json")
+    body = [x.weight for x in plan.layers if x.role == "body"]
+    assert set(plan.masks) == set(body)
+    trt = onnx.load(str(result.out_dir / "trt" / "model.onnx"))
+    inits = {i.name: numpy_helper.to_array(i) for i in trt.graph.initializer}
+    for w in body:
+        assert satisfies(inits[w], 2, 4), w  # the int8 weights in the graph are 2:4
+    meta = {p.key: p.value for p in trt.metadata_props}
+    assert set(json.loads(meta["srdeploy.sparse_2of4_weights"])) == set(body)
+    report = result.report
+    assert report["sparsity"]["policy"] == "uniform"
+    assert "No speed-up should be expected" in report["sparsity"]["eligibility"]
+    assert report["trt_lint"]["model.onnx"]["errors"] == 0
+    assert (result.out_dir / "sparsity.json").is_file()
+    # the corrected biases are part of the plan, not of the fp32 reference
+    fp32 = onnx.load(str(result.out_dir / "fp32.onnx"))
+    fp32_bias = {i.name: numpy_helper.to_array(i) for i in fp32.graph.initializer}
+    corrected = [k for k, m in plan.masks.items() if m.bias is not None]
+    for w in corrected:
+        assert np.allclose(fp32_bias[w.replace("weight", "bias")], model.module.state_dict()[w.replace("weight", "bias")])
+    again, _ = validate_folder(result.out_dir, str(hr_folder))
+    assert again["verdict"] == "pass"
+
+
+def test_bn_filter_build_shrinks_the_graph_and_reloads(tmp_path: Path, hr_folder: Path) -> None:
+    torch.manual_seed(0)
+    net = SRResNet(scale=2, n_resblocks=2, n_feats=16, bn=True).eval()
+    with torch.no_grad():
+        for block in (net.body[0], net.body[1]):
+            block.bn1.bias[:6] = -10.0  # channels that are (almost) never active after ReLU
+            block.bn1.weight[:6] = 0.1
+    ckpt = save_checkpoint(net, tmp_path / "srr.pt")
+    dense = build(recipe(ckpt, hr_folder, {"policy": "none"}), tmp_path / "dense", run_validation=False)
+    pruned = build(recipe(ckpt, hr_folder, {"policy": "bn_filter", "bn_threshold": 0.01}), tmp_path / "pruned")
+    assert pruned.passed, pruned.report["failures"]
+    assert (pruned.out_dir / "fp32.onnx").stat().st_size < (dense.out_dir / "fp32.onnx").stat().st_size
+    channels = pruned.report["sparsity"]["pruned_channels"]
+    assert channels and all(v == 10 for v in channels.values())  # 16 - 6 kept
+    again, _ = validate_folder(pruned.out_dir, str(hr_folder))  # rebuilds the pruned module from the folder
+    assert again["verdict"] == "pass"
