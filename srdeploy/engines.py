@@ -37,9 +37,10 @@ def build_engines(recipe: Recipe, folder: BuildFolder, plan: QuantPlan, model: S
     caps = trt_backend.capabilities()
     if not caps.available:
         if recipe.tensorrt.required:
-            raise BackendUnavailable(f"TensorRT engine required by the recipe, but {caps.reason}",
-                                     "install srdeploy[tensorrt] on a machine with an NVIDIA GPU, "
-                                     "or set tensorrt.required: false")
+            raise BackendUnavailable(
+                f"TensorRT engine required by the recipe, but {caps.reason}",
+                "install srdeploy[tensorrt] on a machine with an NVIDIA GPU, or set tensorrt.required: false",
+            )
         return {"skipped": f"emitted the trt ONNX; no engine built: {caps.reason}"}
     from srdeploy.backends.trt_config import EngineConfig
     from srdeploy.backends.trt_report import compare_engine_to_plan, summarize
@@ -52,6 +53,10 @@ def build_engines(recipe: Recipe, folder: BuildFolder, plan: QuantPlan, model: S
     for tier, onnx_path in models.items():
         art = trt_backend.build_engine(onnx_path, cfg, onnx_path.parent, tier_name=None if single else str(tier))
         rows = compare_engine_to_plan(trt_backend.inspect_engine(art.engine_path), plan, art.sparsity)
-        engines[str(tier)] = dict(engine=str(Path(art.engine_path).relative_to(folder.root)), metadata=art.metadata,
-                                  summary=summarize(rows), layers=rows)
+        engines[str(tier)] = dict(
+            engine=str(Path(art.engine_path).relative_to(folder.root)),
+            metadata=art.metadata,
+            summary=summarize(rows),
+            layers=rows,
+        )
     return {"engines": engines}

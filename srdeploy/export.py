@@ -129,8 +129,7 @@ def check_dynamic_sizes(path: str | os.PathLike[str], model: SRModel, tol: float
         expected = (n, 3, h * model.scale, w * model.scale)
         if got.shape != expected:
             raise ExportError(
-                f"exported model gives shape {got.shape} for input {n}x3x{h}x{w}, expected {expected} "
-                f"(x{model.scale})",
+                f"exported model gives shape {got.shape} for input {n}x3x{h}x{w}, expected {expected} (x{model.scale})",
                 "the exporter froze a shape, or model.scale is wrong; check reshapes/upsampling in forward()",
             )
         with torch.no_grad():

@@ -168,16 +168,27 @@ def build(
                     advance(done)
         seconds["rewrite"] = time.perf_counter() - t2
         if lint:
-            extra_sections["trt_lint"] = {k: dict(errors=v["errors"], warnings=[
-                f"{f['rule']} at {f['node']}: {f['message']}" for f in v["findings"] if f["severity"] == "warning"])
-                for k, v in lint.items()}
+            extra_sections["trt_lint"] = {
+                k: dict(
+                    errors=v["errors"],
+                    warnings=[
+                        f"{f['rule']} at {f['node']}: {f['message']}"
+                        for f in v["findings"]
+                        if f["severity"] == "warning"
+                    ],
+                )
+                for k, v in lint.items()
+            }
         with progress.stage("TensorRT engines"):
             extra_sections["tensorrt"] = build_engines(recipe, folder, plan, model)
         save_plan(plan, folder.plan)
         save_deploy_model(model, tmp, structure={"pruned_channels": structure.get("pruned_channels", {})})
         if scfg.policy != "none":
-            atomic_write_text(folder.root / "sparsity.json", json.dumps(
-                {"structure": structure.get("report", {}), "masks": sparsity_report}, indent=1, default=str) + "\n")
+            atomic_write_text(
+                folder.root / "sparsity.json",
+                json.dumps({"structure": structure.get("report", {}), "masks": sparsity_report}, indent=1, default=str)
+                + "\n",
+            )
         atomic_write_text(folder.recipe, recipe.to_yaml())
         write_tiers_json(folder, plan)
         header = dict(
@@ -190,8 +201,13 @@ def build(
 
             fusion = {str(t): fusion_report(p) for t, p in folder.profile_models("ort").items()}
             extra_sections["ort_fusion"] = {
-                t: dict(quantized_convs=f.quantized_convs, fused_integer_convs=f.fused_integer_convs,
-                        qlinear_adds=f.optimized_ops.get("QLinearAdd", 0)) for t, f in fusion.items()}
+                t: dict(
+                    quantized_convs=f.quantized_convs,
+                    fused_integer_convs=f.fused_integer_convs,
+                    qlinear_adds=f.optimized_ops.get("QLinearAdd", 0),
+                )
+                for t, f in fusion.items()
+            }
         extra = {"artifacts": file_sizes(tmp), **extra_sections}
         report: dict[str, Any] = dict(header, verdict="not validated", failures=[])
         if run_validation:
@@ -250,14 +266,24 @@ def refine_plan(recipe: Recipe, model: Any, run: Any, progress: Progress) -> tup
     rc = recipe.quant.refine
     patches = lr_patches(calib_source(recipe), model.scale, rc.patch_size, rc.patches, recipe.seed + 1)
     cfg = RefineConfig(
-        steps=rc.steps, batch_size=rc.batch_size, lr_bounds=rc.lr_bounds, lr_thresholds=rc.lr_thresholds,
-        lr_layer_bits=rc.lr_layer_bits, feature_weight=rc.feature_weight, bit_weight=rc.bit_weight,
-        learn_bits=rc.learn_bits, seed=recipe.seed,
+        steps=rc.steps,
+        batch_size=rc.batch_size,
+        lr_bounds=rc.lr_bounds,
+        lr_thresholds=rc.lr_thresholds,
+        lr_layer_bits=rc.lr_layer_bits,
+        feature_weight=rc.feature_weight,
+        bit_weight=rc.bit_weight,
+        learn_bits=rc.learn_bits,
+        seed=recipe.seed,
     )
     with progress.stage("refine (label-free, vs fp32)", total=rc.steps) as advance:
         result = refine(model, run.plan, patches, cfg, progress=advance)
-    section = dict(steps=rc.steps, seconds=round(result.seconds, 1), eval_l1_before=round(result.eval_loss_before, 5),
-                   eval_l1_after=round(result.eval_loss_after, 5))
+    section = dict(
+        steps=rc.steps,
+        seconds=round(result.seconds, 1),
+        eval_l1_before=round(result.eval_loss_before, 5),
+        eval_l1_after=round(result.eval_loss_after, 5),
+    )
     return apply_refinement(model, run, result), section
 
 
@@ -280,8 +306,11 @@ def sparsity_summary(structure: dict[str, Any], report: dict[str, Any]) -> dict[
         out["macs"] = report.get("macs")
         out["eligibility"] = report.get("eligibility", {}).get("summary")
         out["bias_correction"] = {k: v for k, v in report.get("bias_correction", {}).items() if k != "layers"}
-        out["layers"] = [{k: r.get(k) for k in ("weight", "pattern", "density", "reason") if k in r}
-                         for r in report.get("layers", []) if r.get("pattern")]
+        out["layers"] = [
+            {k: r.get(k) for k in ("weight", "pattern", "density", "reason") if k in r}
+            for r in report.get("layers", [])
+            if r.get("pattern")
+        ]
     if structure.get("pruned_channels"):
         out["pruned_channels"] = {k: len(v) for k, v in structure["pruned_channels"].items()}
         out["structure"] = {k: v for k, v in structure.get("report", {}).items() if k != "layers"}

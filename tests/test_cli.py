@@ -116,11 +116,32 @@ def test_lint_trt_command(built: Path, workspace: Path) -> None:
 
 
 def test_adaptive_daq_refined_build_with_tiles(workspace: Path) -> None:
-    out = srdeploy("build", "--recipe", "recipe.yaml", "--out", "ada", "--set", "quant.weight_bits=4",
-                   "--set", "quant.act_bits=4", "--set", "quant.method=daq", "--set", "quant.adaptive.enabled=true",
-                   "--set", "quant.refine.steps=3", "--set", "quant.refine.patch_size=16", "--set", "validate.tile=8",
-                   "--set", "validate.tile_overlap=4",
-                   "--set", "validate.thresholds.max_psnr_drop_db=null", cwd=workspace)
+    out = srdeploy(
+        "build",
+        "--recipe",
+        "recipe.yaml",
+        "--out",
+        "ada",
+        "--set",
+        "quant.weight_bits=4",
+        "--set",
+        "quant.act_bits=4",
+        "--set",
+        "quant.method=daq",
+        "--set",
+        "quant.adaptive.enabled=true",
+        "--set",
+        "quant.refine.steps=3",
+        "--set",
+        "quant.refine.patch_size=16",
+        "--set",
+        "validate.tile=8",
+        "--set",
+        "validate.tile_overlap=4",
+        "--set",
+        "validate.thresholds.max_psnr_drop_db=null",
+        cwd=workspace,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     root = workspace / "ada"
     for k in range(3):

@@ -23,12 +23,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def recipe(ckpt: Path, hr: Path, sparsity: dict, **quant) -> object:
-    return recipe_from_dict({
-        "name": "sp", "model": {"path": str(ckpt)},
-        "calib": {"folder": str(hr), "patches": 8, "patch_size": 16},
-        "quant": {"method": "mse", **quant}, "sparsity": sparsity,
-        "validate": {"dataset": str(hr), "thresholds": {"min_agreement_db": 30}},
-    })
+    return recipe_from_dict(
+        {
+            "name": "sp",
+            "model": {"path": str(ckpt)},
+            "calib": {"folder": str(hr), "patches": 8, "patch_size": 16},
+            "quant": {"method": "mse", **quant},
+            "sparsity": sparsity,
+            "validate": {"dataset": str(hr), "thresholds": {"min_agreement_db": 30}},
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +52,9 @@ def test_uniform_2of4_build(tmp_path: Path, hr_folder: Path) -> None:
 
     model = tiny_edsr(blocks=2, feats=16)
     ckpt = save_checkpoint(model.module, tmp_path / "m.pt")
-    result = build(recipe(ckpt, hr_folder, {"policy": "uniform", "n": 2, "m": 4, "bias_correction": True}),
-                   tmp_path / "out")
+    result = build(
+        recipe(ckpt, hr_folder, {"policy": "uniform", "n": 2, "m": 4, "bias_correction": True}), tmp_path / "out"
+    )
     assert result.passed, result.report["failures"]
     plan = load_plan(result.out_dir / "plan.json")
     body = [x.weight for x in plan.layers if x.role == "body"]
@@ -69,8 +74,10 @@ def test_uniform_2of4_build(tmp_path: Path, hr_folder: Path) -> None:
     fp32 = onnx.load(str(result.out_dir / "fp32.onnx"))
     fp32_bias = {i.name: numpy_helper.to_array(i) for i in fp32.graph.initializer}
     corrected = [k for k, m in plan.masks.items() if m.bias is not None]
+    trained = model.module.state_dict()
     for w in corrected:
-        assert np.allclose(fp32_bias[w.replace("weight", "bias")], model.module.state_dict()[w.replace("weight", "bias")])
+        b = w.replace("weight", "bias")
+        assert np.allclose(fp32_bias[b], trained[b].numpy())
     again, _ = validate_folder(result.out_dir, str(hr_folder))
     assert again["verdict"] == "pass"
 

@@ -33,8 +33,10 @@ def machine() -> str:
         pass
     import os
 
-    return (f"{cpu}, {os.cpu_count()} cores; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; "
-            f"{time.strftime('%Y-%m-%d')}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; "
+        f"{time.strftime('%Y-%m-%d')}"
+    )
 
 
 def evaluate(infer: Infer, pairs: Sequence[SRPair], scale: int) -> dict[str, float]:

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import evaluate, machine, markdown_table, median_ms, ort_infer, save_json, torch_infer  # noqa: E402
+from bench_common import evaluate, machine, markdown_table, median_ms, save_json, torch_infer
 
-from srdeploy.backends.ort import OrtRunner, fusion_report  # noqa: E402
-from srdeploy.data.sets import load_pairs, lr_patches  # noqa: E402
-from srdeploy.models.deploy_form import load_deploy_model  # noqa: E402
-from srdeploy.pipeline import build, calib_source  # noqa: E402
-from srdeploy.recipe import load_recipe  # noqa: E402
+from srdeploy.backends.ort import OrtRunner, fusion_report
+from srdeploy.data.sets import load_pairs, lr_patches
+from srdeploy.models.deploy_form import load_deploy_model
+from srdeploy.pipeline import build, calib_source
+from srdeploy.recipe import load_recipe
 
 
 def quantize_static_peer(fp32: Path, out: Path, patches: np.ndarray, method: str) -> tuple[Path, float]:
@@ -50,9 +50,15 @@ def quantize_static_peer(fp32: Path, out: Path, patches: np.ndarray, method: str
     t0 = time.perf_counter()
     extra = {"CalibPercentile": 99.99} if method == "Percentile" else {}
     quantize_static(
-        str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-        calibrate_method=getattr(CalibrationMethod, method), extra_options=extra,
+        str(pre),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=getattr(CalibrationMethod, method),
+        extra_options=extra,
     )
     return out, time.perf_counter() - t0
 
@@ -103,20 +109,39 @@ def main() -> None:
         acc = evaluate(infer, pairs, model.scale)
         if fp32_psnr is None:
             fp32_psnr = acc["psnr_y"]
-        rows.append(dict(name=name, latency_ms=latency, fused=None if fused is None else f"{fused}/{quantized}",
-                         psnr_y=acc["psnr_y"], ssim_y=acc["ssim_y"], drop=fp32_psnr - acc["psnr_y"],
-                         calib_s=secs, size_mb=None if path is None else path.stat().st_size / 1e6))
+        rows.append(
+            dict(
+                name=name,
+                latency_ms=latency,
+                fused=None if fused is None else f"{fused}/{quantized}",
+                psnr_y=acc["psnr_y"],
+                ssim_y=acc["ssim_y"],
+                drop=fp32_psnr - acc["psnr_y"],
+                calib_s=secs,
+                size_mb=None if path is None else path.stat().st_size / 1e6,
+            )
+        )
     base = next(r["latency_ms"] for r in rows if r["name"] == "ONNX Runtime fp32")
     for r in rows:
         r["speedup"] = base / r["latency_ms"]
-    table = markdown_table(rows, [
-        ("name", "execution", ""), ("latency_ms", f"latency {args.size}x{args.size} (ms)", ".0f"),
-        ("speedup", "vs ORT fp32", ".2f"), ("fused", "fused int8 convs", ""), ("psnr_y", "Y-PSNR", ".3f"),
-        ("ssim_y", "SSIM", ".4f"), ("drop", "drop vs fp32 (dB)", ".3f"), ("size_mb", "file (MB)", ".2f"),
-        ("calib_s", "calib/build (s)", ".1f"),
-    ])
-    header = (f"{recipe.name} on {model.name} x{model.scale}, {recipe.validate_.dataset} set ({len(pairs)} images), "
-              f"{args.threads} threads; {machine()}")
+    table = markdown_table(
+        rows,
+        [
+            ("name", "execution", ""),
+            ("latency_ms", f"latency {args.size}x{args.size} (ms)", ".0f"),
+            ("speedup", "vs ORT fp32", ".2f"),
+            ("fused", "fused int8 convs", ""),
+            ("psnr_y", "Y-PSNR", ".3f"),
+            ("ssim_y", "SSIM", ".4f"),
+            ("drop", "drop vs fp32 (dB)", ".3f"),
+            ("size_mb", "file (MB)", ".2f"),
+            ("calib_s", "calib/build (s)", ".1f"),
+        ],
+    )
+    header = (
+        f"{recipe.name} on {model.name} x{model.scale}, {recipe.validate_.dataset} set ({len(pairs)} images), "
+        f"{args.threads} threads; {machine()}"
+    )
     print(header)
     print(table)
     save_json(args.out / "bench_ort.json", dict(header=header, rows=rows))

@@ -35,17 +35,23 @@ def card(doc: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for r in ev["images"]:
-        lines.append(f"| {r['image']} | {r['bicubic_psnr_y']:.2f} | {r['psnr_y']:.2f} | "
-                     f"{r['psnr_y'] - r['bicubic_psnr_y']:+.2f} | {r['ssim_y']:.4f} |")
+        lines.append(
+            f"| {r['image']} | {r['bicubic_psnr_y']:.2f} | {r['psnr_y']:.2f} | "
+            f"{r['psnr_y'] - r['bicubic_psnr_y']:+.2f} | {r['ssim_y']:.4f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     cards = sorted((ROOT / "srdeploy" / "zoo").glob("*.json"))
-    text = ["# Model cards", "",
-            "Reference models trained by `tools/train_reference.py`; regenerate this file with "
-            "`python tools/model_cards.py`. Reproduce a model with "
-            "`python tools/train_reference.py --model <name> --steps <steps> [--init <x2 weights>]`.", ""]
+    text = [
+        "# Model cards",
+        "",
+        "Reference models trained by `tools/train_reference.py`; regenerate this file with "
+        "`python tools/model_cards.py`. Reproduce a model with "
+        "`python tools/train_reference.py --model <name> --steps <steps> [--init <x2 weights>]`.",
+        "",
+    ]
     text += [card(json.loads(p.read_text())) for p in cards]
     out = ROOT / "docs" / "MODEL_CARDS.md"
     out.write_text("\n".join(text))

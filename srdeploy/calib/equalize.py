@@ -97,8 +97,9 @@ def _plain_conv(node: onnx.NodeProto, inits: Mapping[str, onnx.TensorProto]) -> 
     return group == 1
 
 
-def channel_scales(group: Group, stats: Mapping[str, SiteStats], bits: Mapping[str, int], strength: float
-                   ) -> np.ndarray | None:
+def channel_scales(
+    group: Group, stats: Mapping[str, SiteStats], bits: Mapping[str, int], strength: float
+) -> np.ndarray | None:
     """t_c: geometric mean over the group's quantized sites of each channel's DAQ half-range."""
     widths = []
     for w in group.consumers:
@@ -132,9 +133,15 @@ def apply_scales(module: torch.nn.Module, group: Group, t: np.ndarray) -> None:
         # PReLU slopes are per channel but scale-free: nothing to change.
 
 
-def equalize(module: torch.nn.Module, model_proto: onnx.ModelProto, stats: Mapping[str, SiteStats],
-             quantized: set[str], bits: Mapping[str, int], strength: float = 1.0,
-             masks: dict | None = None) -> dict:
+def equalize(
+    module: torch.nn.Module,
+    model_proto: onnx.ModelProto,
+    stats: Mapping[str, SiteStats],
+    quantized: set[str],
+    bits: Mapping[str, int],
+    strength: float = 1.0,
+    masks: dict | None = None,
+) -> dict:
     """Equalize every group that feeds a quantized conv; returns a report. Corrected biases kept
     in ``masks`` (bias correction after pruning) are rescaled with their convs."""
     groups, skipped = find_groups(model_proto)
@@ -149,8 +156,14 @@ def equalize(module: torch.nn.Module, model_proto: onnx.ModelProto, stats: Mappi
         for w in group.producers:
             if masks and w in masks and masks[w].bias is not None:
                 masks[w] = replace(masks[w], bias=(masks[w].bias / t).astype(np.float32))
-        report["groups"].append(dict(producers=list(group.producers), consumers=list(group.consumers),
-                                     channels=int(t.size), spread=float(t.max() / t.min())))
+        report["groups"].append(
+            dict(
+                producers=list(group.producers),
+                consumers=list(group.consumers),
+                channels=int(t.size),
+                spread=float(t.max() / t.min()),
+            )
+        )
     return report
 
 

@@ -105,8 +105,9 @@ def calibrate(
         **dict(meta or {}),
     }
     plan = make_plan(model, layers, weights, tiers, alloc, masks, plan_meta)
-    return CalibrationRun(plan=plan, stats=stats, alloc=alloc, ranges=ranges, site_plan=site_plan, cfg=cfg,
-                          masks=masks, seconds=seconds)
+    return CalibrationRun(
+        plan=plan, stats=stats, alloc=alloc, ranges=ranges, site_plan=site_plan, cfg=cfg, masks=masks, seconds=seconds
+    )
 
 
 def apply_refinement(model: SRModel, run: CalibrationRun, result: RefineResult) -> QuantPlan:
@@ -127,15 +128,26 @@ def apply_refinement(model: SRModel, run: CalibrationRun, result: RefineResult) 
     )
     tiers = make_tiers(ranges, run.stats, run.site_plan, by_weight, alloc, run.cfg)
     weights = weight_specs(model, layers, run.cfg, run.masks, clips=result.weight_absmax)
-    meta = {**run.plan.meta, "refined": True, "refine_steps": len(result.losses),
-            "refine_seconds": round(result.seconds, 2),
-            "refine_loss_first_last": [round(result.losses[0], 5), round(result.losses[-1], 5)] if result.losses
-            else None}
+    meta = {
+        **run.plan.meta,
+        "refined": True,
+        "refine_steps": len(result.losses),
+        "refine_seconds": round(result.seconds, 2),
+        "refine_loss_first_last": [round(result.losses[0], 5), round(result.losses[-1], 5)] if result.losses else None,
+    }
     return make_plan(model, layers, weights, tiers, alloc, run.masks, meta)
 
 
-def equalize_for_daq(model: SRModel, fp32: object, graph: GraphInfo, patches: np.ndarray, cfg: QuantConfig,
-                     batch_size: int = 8, seed: int = 0, masks: dict | None = None) -> dict[str, Any]:
+def equalize_for_daq(
+    model: SRModel,
+    fp32: object,
+    graph: GraphInfo,
+    patches: np.ndarray,
+    cfg: QuantConfig,
+    batch_size: int = 8,
+    seed: int = 0,
+    masks: dict | None = None,
+) -> dict[str, Any]:
     """DAQ's static form: observe conv inputs, rescale channels in place (model and fp32 ONNX)."""
     from srdeploy.calib.equalize import equalize, refresh_initializers
 

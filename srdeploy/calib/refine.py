@@ -163,8 +163,9 @@ def refine(
     opts = {}
     for name, (params, lr) in groups.items():
         if name == "bits" and adaptive:
-            opts[name] = torch.optim.Adam([{"params": params[:-1], "lr": lr},
-                                           {"params": params[-1:], "lr": cfg.lr_thresholds}])
+            opts[name] = torch.optim.Adam(
+                [{"params": params[:-1], "lr": lr}, {"params": params[-1:], "lr": cfg.lr_thresholds}]
+            )
         else:
             opts[name] = torch.optim.Adam(params, lr=lr)
     scheds = {k: torch.optim.lr_scheduler.StepLR(o, 1, gamma=0.9) for k, o in opts.items()}
@@ -182,8 +183,11 @@ def refine(
         with torch.no_grad():
             feats_t.clear()
             target = teacher(held)
-            ctx.image_offset = (_image_offset(complexity_torch(held), thresholds[0], thresholds[1]) if adaptive
-                                else torch.zeros(len(held)))
+            ctx.image_offset = (
+                _image_offset(complexity_torch(held), thresholds[0], thresholds[1])
+                if adaptive
+                else torch.zeros(len(held))
+            )
             return float(255.0 * F.l1_loss(student(held), target))
 
     best = eval_loss()

@@ -169,7 +169,11 @@ def plan_to_json(plan: QuantPlan) -> tuple[dict[str, Any], dict[str, np.ndarray]
         mask = plan.masks[k]
         arrays[f"mask/{k}"] = np.packbits(mask.keep.astype(bool).ravel())
         doc["masks"][k] = dict(
-            n=mask.n, m=mask.m, shape=list(mask.keep.shape), array=f"mask/{k}", density=float(mask.keep.mean()),
+            n=mask.n,
+            m=mask.m,
+            shape=list(mask.keep.shape),
+            array=f"mask/{k}",
+            density=float(mask.keep.mean()),
             bias=None,
         )
         if mask.bias is not None:

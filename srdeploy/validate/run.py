@@ -77,8 +77,11 @@ def tensorrt_executions(folder: BuildFolder, plan: QuantPlan) -> list[Execution]
     from srdeploy.backends.trt_runner import TrtRunner
 
     runners = {t: TrtRunner(p, name="tensorrt").activate() for t, p in engines.items()}
-    return [Execution("tensorrt", "deployment", runners, profile="trt", simulation="sim[trt]",
-                      note="TensorRT engine on the GPU")]
+    return [
+        Execution(
+            "tensorrt", "deployment", runners, profile="trt", simulation="sim[trt]", note="TensorRT engine on the GPU"
+        )
+    ]
 
 
 def quantization_summary(

@@ -50,8 +50,9 @@ def test_complexity_orders_flat_below_textured() -> None:
 def adaptive_run(tmp_path_factory):
     model = tiny_edsr(blocks=2, feats=8)
     _, graph = exported(model, tmp_path_factory.mktemp("ada"))
-    data = np.concatenate([patches(8, 16), np.stack([flat()[:, :16, :16]] * 1), np.stack(
-        [textured(i)[:, :16, :16] for i in range(4)])])
+    data = np.concatenate(
+        [patches(8, 16), np.stack([flat()[:, :16, :16]] * 1), np.stack([textured(i)[:, :16, :16] for i in range(4)])]
+    )
     run = calibrate(model, graph, data, QuantConfig(weight_bits=4, act_bits=4, method="adabm", adaptive=True))
     return model, run, data
 
@@ -87,8 +88,12 @@ def test_refinement_lowers_the_loss_and_never_raises_it(adaptive_run) -> None:
     model, run, data = adaptive_run
     torch.set_num_threads(1)
     # A poor start (min/max weights and ranges) leaves room to improve.
-    bad = calibrate(model, _graph_of(run), data, QuantConfig(weight_bits=4, act_bits=4, method="minmax",
-                                                            weight_method="minmax", adaptive=True))
+    bad = calibrate(
+        model,
+        _graph_of(run),
+        data,
+        QuantConfig(weight_bits=4, act_bits=4, method="minmax", weight_method="minmax", adaptive=True),
+    )
     result = refine(model, bad.plan, data, RefineConfig(steps=40, batch_size=4, phases=4))
     assert result.eval_loss_after < result.eval_loss_before
     plan = apply_refinement(model, bad, result)

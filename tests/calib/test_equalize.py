@@ -32,8 +32,13 @@ def test_equalization_keeps_the_fp32_function_and_evens_channel_ranges(tmp_path:
     x = torch.from_numpy(patches(4, 16, seed=9))
     with torch.no_grad():
         before = model.module(x)
-    quantized = {"body.0.body.0.weight", "body.0.body.2.weight", "body.1.body.0.weight", "body.1.body.2.weight",
-                 "body.2.weight"}
+    quantized = {
+        "body.0.body.0.weight",
+        "body.0.body.2.weight",
+        "body.1.body.0.weight",
+        "body.1.body.2.weight",
+        "body.2.weight",
+    }
     names = [sites.site(w, sites.INPUT) for w in quantized]
     stats = observe(model.module, names, patches(8))
     site = sites.site("body.0.body.2.weight", sites.INPUT)
