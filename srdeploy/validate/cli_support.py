@@ -64,6 +64,7 @@ def validate_folder(
         tile=tile or recipe.validate_.tile,
         threads=recipe.validate_.threads,
         overlap=recipe.validate_.tile_overlap,
+        visuals=f"{report_stem}_images",
         extra_sections={"artifacts": file_sizes(folder.root)},
         progress=progress,
     )

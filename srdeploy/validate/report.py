@@ -148,6 +148,15 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     for section in ("artifacts", "ort_fusion", "trt_lint", "tensorrt", "sparsity", "equalization", "refinement"):
         if report.get(section):
             lines += ["", f"## {section.replace('_', ' ')}", "", "```", _dump(report[section]), "```"]
+    if report.get("visuals"):
+        lines += [
+            "",
+            "## Visual check",
+            "",
+            "Crops where the deployed output differs most from fp32 (worst images first); per-layer bits.",
+            "",
+        ]
+        lines += [f"![{k}]({v})" for k, v in report["visuals"].items()]
     lines += [
         "",
         "## Per image",

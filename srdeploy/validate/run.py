@@ -136,7 +136,9 @@ def validate(
     extra_sections: Mapping[str, Any] | None = None,
     calibration_seconds: float | None = None,
     progress: Callable[[int], None] | None = None,
+    visuals: str | None = "report_images",
 ) -> tuple[dict[str, Any], Comparison]:
+    """Compare, check thresholds, and (``visuals``: a folder name under the build) draw crops."""
     executions = executions_for(folder, model, plan, profiles, threads)
     t0 = time.perf_counter()
     comparison = compare(pairs, executions, model.scale, plan.selector, plan.default_tier, tile, progress, overlap)
@@ -159,6 +161,17 @@ def validate(
             **dict(extra_sections or {}),
         },
     )
+    if visuals:
+        from srdeploy.validate.compare import make_router, run_execution
+        from srdeploy.validate.visual import write_visuals
+
+        router = make_router(plan.selector, plan.default_tier)
+
+        def run(ex: Execution, lr: np.ndarray) -> np.ndarray:
+            return run_execution(ex, lr, model.scale, router, tile, overlap)[0]
+
+        images = write_visuals(folder.root / visuals, plan, comparison, executions, pairs, model.scale, run)
+        report["visuals"] = {k: f"{visuals}/{v}" for k, v in images.items()}
     return report, comparison
 
 
