@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +64,16 @@ class SRModel:
         if callable(roles):
             return dict(roles())
         return generic_layer_roles(self.module)
+
+
+def roles_by_prefix(module: nn.Module, rules: Sequence[tuple[str, str]], default: str = "body") -> dict[str, str]:
+    """Conv weight name -> role of the first rule whose module prefix matches."""
+    roles = {}
+    for name, m in module.named_modules():
+        if isinstance(m, nn.Conv2d):
+            role = next((r for p, r in rules if name == p or name.startswith(p + ".")), default)
+            roles[f"{name}.weight"] = role
+    return roles
 
 
 def generic_layer_roles(module: nn.Module) -> dict[str, str]:

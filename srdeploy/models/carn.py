@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from srdeploy.models.base import Architecture, SRNetwork
+from srdeploy.models.base import Architecture, SRNetwork, roles_by_prefix
 from srdeploy.models.common import DIV2K_RGB_MEAN, ResidualAdd
 
 
@@ -134,22 +134,14 @@ class CARN(SRNetwork):
         return self.add_mean(self.exit(self.upsample(o3)))
 
     def layer_roles(self) -> dict[str, str]:
-        roles: dict[str, str] = {}
-        for name, module in self.named_modules():
-            if not isinstance(module, nn.Conv2d):
-                continue
-            key = f"{name}.weight"
-            if name.startswith(("sub_mean", "add_mean")):
-                roles[key] = "fixed"
-            elif name == "entry":
-                roles[key] = "head"
-            elif name == "exit":
-                roles[key] = "tail"
-            elif name.startswith("upsample"):
-                roles[key] = "upsampler"
-            else:
-                roles[key] = "body"
-        return roles
+        rules = (
+            ("sub_mean", "fixed"),
+            ("add_mean", "fixed"),
+            ("entry", "head"),
+            ("exit", "tail"),
+            ("upsample", "upsampler"),
+        )
+        return roles_by_prefix(self, rules)
 
 
 def detect(sd: Mapping[str, Any]) -> dict[str, Any] | None:

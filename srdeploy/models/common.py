@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from srdeploy.models.base import SRNetwork, roles_by_prefix
+
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
 
@@ -92,3 +94,37 @@ def count_indexed(state_dict: dict, prefix: str, suffix: str) -> int:
     while f"{prefix}{n}{suffix}" in state_dict:
         n += 1
     return n
+
+
+class MeanShiftResNet(SRNetwork):
+    """EDSR-PyTorch's skeleton shared by EDSR and SRResNet: mean shift, head, body with a global
+    residual, tail (upsampler + output conv), inverse mean shift, pixels in [0, rgb_range]."""
+
+    ROLE_RULES = (
+        ("sub_mean", "fixed"),
+        ("add_mean", "fixed"),
+        ("head", "head"),
+        ("body", "body"),
+        ("tail.0", "upsampler"),
+        ("tail", "tail"),
+    )
+    rgb_range: float = 1.0
+    sub_mean: nn.Module
+    head: nn.Module
+    body: nn.Module
+    body_add: nn.Module
+    tail: nn.Module
+    add_mean: nn.Module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.rgb_range != 1:
+            x = x * self.rgb_range
+        x = self.head(self.sub_mean(x))
+        res = self.body_add(self.body(x), x)
+        out = self.add_mean(self.tail(res))
+        if self.rgb_range != 1:
+            out = out / self.rgb_range
+        return out
+
+    def layer_roles(self) -> dict[str, str]:
+        return roles_by_prefix(self, self.ROLE_RULES)

@@ -13,9 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from srdeploy.models.base import Architecture, SRNetwork
+from srdeploy.models.base import Architecture
 from srdeploy.models.common import (
     MeanShift,
+    MeanShiftResNet,
     ResidualAdd,
     conv3x3,
     count_indexed,
@@ -49,7 +50,7 @@ def upsampler(scale: int, n_feats: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class EDSR(SRNetwork):
+class EDSR(MeanShiftResNet):
     arch = "edsr"
 
     def __init__(
@@ -74,34 +75,6 @@ class EDSR(SRNetwork):
         self.body = nn.Sequential(*blocks)
         self.body_add = ResidualAdd("global")
         self.tail = nn.Sequential(upsampler(scale, n_feats), conv3x3(n_feats, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.rgb_range != 1:
-            x = x * self.rgb_range
-        x = self.head(self.sub_mean(x))
-        res = self.body_add(self.body(x), x)
-        out = self.add_mean(self.tail(res))
-        if self.rgb_range != 1:
-            out = out / self.rgb_range
-        return out
-
-    def layer_roles(self) -> dict[str, str]:
-        roles: dict[str, str] = {}
-        for name, module in self.named_modules():
-            if not isinstance(module, nn.Conv2d):
-                continue
-            key = f"{name}.weight"
-            if name in ("sub_mean", "add_mean"):
-                roles[key] = "fixed"
-            elif name.startswith("head"):
-                roles[key] = "head"
-            elif name.startswith("body"):
-                roles[key] = "body"
-            elif name.startswith("tail.0"):
-                roles[key] = "upsampler"
-            else:
-                roles[key] = "tail"
-        return roles
 
     def fuse_for_deploy(self) -> None:
         with torch.no_grad():

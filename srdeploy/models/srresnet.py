@@ -14,9 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from srdeploy.models.base import Architecture, SRNetwork
+from srdeploy.models.base import Architecture
 from srdeploy.models.common import (
     MeanShift,
+    MeanShiftResNet,
     ResidualAdd,
     conv3x3,
     count_indexed,
@@ -48,7 +49,7 @@ class ResBlock(nn.Module):
             self.bn2 = nn.Identity()
 
 
-class SRResNet(SRNetwork):
+class SRResNet(MeanShiftResNet):
     arch = "srresnet"
 
     def __init__(
@@ -72,34 +73,6 @@ class SRResNet(SRNetwork):
         for _ in range(int(math.log2(scale))):
             up += [conv3x3(n_feats, 4 * n_feats, bias=not bn), nn.PixelShuffle(2), nn.PReLU()]
         self.tail = nn.Sequential(nn.Sequential(*up), conv3x3(n_feats, 3, bias=not bn, kernel=9))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.rgb_range != 1:
-            x = x * self.rgb_range
-        x = self.head(self.sub_mean(x))
-        res = self.body_add(self.body(x), x)
-        out = self.add_mean(self.tail(res))
-        if self.rgb_range != 1:
-            out = out / self.rgb_range
-        return out
-
-    def layer_roles(self) -> dict[str, str]:
-        roles: dict[str, str] = {}
-        for name, module in self.named_modules():
-            if not isinstance(module, nn.Conv2d):
-                continue
-            key = f"{name}.weight"
-            if name in ("sub_mean", "add_mean"):
-                roles[key] = "fixed"
-            elif name.startswith("head"):
-                roles[key] = "head"
-            elif name.startswith("body"):
-                roles[key] = "body"
-            elif name.startswith("tail.0"):
-                roles[key] = "upsampler"
-            else:
-                roles[key] = "tail"
-        return roles
 
     def fuse_for_deploy(self) -> None:
         for block in self.body:

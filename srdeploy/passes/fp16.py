@@ -40,44 +40,33 @@ def to_fp16(graph: gs.Graph) -> PassResult:
             node.attrs["to"] = onnx.TensorProto.FLOAT16
             result.note("cast_retargeted")
     for gi, inp in enumerate(graph.inputs):
-        if inp.dtype != np.float32:
-            continue
-        half = gs.Variable(f"{inp.name}.fp16", dtype=np.float16, shape=inp.shape)
-        for node in list(inp.outputs):
-            for i, t in enumerate(node.inputs):
-                if t is inp:
-                    node.inputs[i] = half
-        graph.nodes.append(
-            gs.Node(
-                "Cast",
-                name=CAST_IN if gi == 0 else f"{inp.name}:Cast",
-                inputs=[inp],
-                outputs=[half],
-                attrs={"to": onnx.TensorProto.FLOAT16},
-            )
-        )
-        result.note("input_cast")
+        if inp.dtype == np.float32:
+            half = _rename_uses(graph, inp, f"{inp.name}.fp16", consumers_only=True)
+            _cast(graph, inp, half, CAST_IN if gi == 0 else f"{inp.name}:Cast", onnx.TensorProto.FLOAT16)
+            result.note("input_cast")
     for go, out in enumerate(list(graph.outputs)):
-        if out.dtype != np.float32:
-            continue
-        half = gs.Variable(f"{out.name}.fp16", dtype=np.float16, shape=out.shape)
-        producer = out.inputs[0]
-        for i, t in enumerate(producer.outputs):
-            if t is out:
-                producer.outputs[i] = half
-        for node in list(graph.nodes):
-            for i, t in enumerate(node.inputs):
-                if t is out:
-                    node.inputs[i] = half
-        graph.nodes.append(
-            gs.Node(
-                "Cast",
-                name=CAST_OUT if go == 0 else f"{out.name}:Cast",
-                inputs=[half],
-                outputs=[out],
-                attrs={"to": onnx.TensorProto.FLOAT},
-            )
-        )
-        result.note("output_cast")
+        if out.dtype == np.float32:
+            half = _rename_uses(graph, out, f"{out.name}.fp16", consumers_only=False)
+            _cast(graph, half, out, CAST_OUT if go == 0 else f"{out.name}:Cast", onnx.TensorProto.FLOAT)
+            result.note("output_cast")
     graph.cleanup().toposort()
     return result
+
+
+def _rename_uses(graph: gs.Graph, t: gs.Variable, name: str, consumers_only: bool) -> gs.Variable:
+    """A new FP16 tensor that takes ``t``'s place for its consumers (and producer, for outputs)."""
+    half = gs.Variable(name, dtype=np.float16, shape=t.shape)
+    if not consumers_only:
+        producer = t.inputs[0]
+        for i, o in enumerate(producer.outputs):
+            if o is t:
+                producer.outputs[i] = half
+    for node in list(graph.nodes):
+        for i, x in enumerate(node.inputs):
+            if x is t:
+                node.inputs[i] = half
+    return half
+
+
+def _cast(graph: gs.Graph, src: gs.Tensor, dst: gs.Tensor, name: str, to: int) -> None:
+    graph.nodes.append(gs.Node("Cast", name=name, inputs=[src], outputs=[dst], attrs={"to": to}))

@@ -164,10 +164,6 @@ def quantize_weights(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, result:
         b.tensors[dq_out.name] = dq_out
 
 
-def _edge_from(node: gs.Node, index: int) -> gs.Tensor:
-    return node.inputs[index]
-
-
 def insert_activation_qdq(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, result: PassResult) -> None:
     specs: Mapping[str, QuantSpec] = plan.tier(opts.tier).sites(opts.profile)
     convs = _conv_nodes(graph)
@@ -188,49 +184,55 @@ def insert_activation_qdq(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, re
         if kind == sites.OUTPUT and f"{label}:DequantizeLinear" in done:
             result.skip(site_name, "already quantized")
             continue
+        if kind == sites.OUTPUT:
+            node = convs.get(key)
+            if node is None:
+                raise RewriteError(
+                    f"site '{site_name}' names no Conv in the graph", "the plan was made for another model"
+                )
+            _quantize_output(graph, b, node, spec, container, label, result)
+            continue
+        # Input and skip sites quantize one edge into their consumer (conv input 0, Add input 1).
         if kind == sites.SKIP:
-            add = adds.get(key)
-            if add is None:
+            node, index = adds.get(key), 1
+            if node is None:
                 result.skip(site_name, "no residual Add of that module in the graph")
                 continue
-            src = _edge_from(add, 1)
-            if _on_grid(src, spec, container):
-                result.skip(site_name, "already quantized")
-                continue
-            k = (src.name, grid_key(spec))
-            dq = shared.get(k) or b.qdq(src, spec, container, label)
-            shared[k] = dq
-            add.inputs[1] = dq
+        else:
+            node, index = convs.get(key), 0
+            if node is None:
+                raise RewriteError(
+                    f"site '{site_name}' names no Conv in the graph", "the plan was made for another model"
+                )
+        src = node.inputs[index]
+        if _on_grid(src, spec, container):
+            # Also the case when a preceding output site already put the tensor on this grid.
+            result.skip(site_name, "already quantized")
             continue
-        node = convs.get(key)
-        if node is None:
-            raise RewriteError(f"site '{site_name}' names no Conv in the graph", "the plan was made for another model")
-        if kind == sites.INPUT:
-            src = _edge_from(node, 0)
-            if _on_grid(src, spec, container):
-                # Also the case when a preceding output site already put the tensor on this grid.
-                result.skip(site_name, "already quantized")
-                continue
-            k = (src.name, grid_key(spec))
-            dq = shared.get(k) or b.qdq(src, spec, container, label)
-            shared[k] = dq
-            node.inputs[0] = dq
-        else:  # OUTPUT
-            out = node.outputs[0]
-            consumers = list(out.outputs)
-            new_out = gs.Variable(b.unique(f"{out.name}.float"), dtype=np.float32)
-            node.outputs[0] = new_out
-            b.tensors[new_out.name] = new_out
-            dq = b.qdq(new_out, spec, container, label)
-            # Rewire every former consumer of the conv output to the dequantized tensor.
-            for c in consumers:
-                for i, t in enumerate(c.inputs):
-                    if t is out:
-                        c.inputs[i] = dq
-            for g_out_index, g_out in enumerate(graph.outputs):
-                if g_out is out:
-                    graph.outputs[g_out_index] = dq
-            _drop_redundant_relu(graph, dq, spec, result)
+        k = (src.name, grid_key(spec))
+        dq = shared.get(k) or b.qdq(src, spec, container, label)
+        shared[k] = dq
+        node.inputs[index] = dq
+
+
+def _quantize_output(
+    graph: gs.Graph, b: _Builder, node: gs.Node, spec: QuantSpec, container: type, label: str, result: PassResult
+) -> None:
+    """conv -> Q -> DQ -> (every former consumer of the conv output)."""
+    out = node.outputs[0]
+    consumers = list(out.outputs)
+    new_out = gs.Variable(b.unique(f"{out.name}.float"), dtype=np.float32)
+    node.outputs[0] = new_out
+    b.tensors[new_out.name] = new_out
+    dq = b.qdq(new_out, spec, container, label)
+    for c in consumers:
+        for i, t in enumerate(c.inputs):
+            if t is out:
+                c.inputs[i] = dq
+    for i, g_out in enumerate(graph.outputs):
+        if g_out is out:
+            graph.outputs[i] = dq
+    _drop_redundant_relu(graph, dq, spec, result)
 
 
 def _on_grid(t: gs.Tensor, spec: QuantSpec, container: type) -> bool:
