@@ -18,6 +18,7 @@ from srdeploy.backends.base import Runner
 from srdeploy.calib.complexity import complexity
 from srdeploy.data.degrade import bicubic_upscale
 from srdeploy.data.sets import SRPair
+from srdeploy.errors import ValidationFailed
 from srdeploy.quant.plan import Selector
 from srdeploy.runtime.tiling import upscale_tiled
 from srdeploy.validate.metrics import max_abs_error, psnr_float, psnr_rgb, psnr_y, ssim_y
@@ -117,7 +118,10 @@ def compare(
         for ex in executions:
             sr, tiers = run_execution(ex, pair.lr, scale, router, tile, overlap)
             if not np.all(np.isfinite(sr)):
-                raise FloatingPointError(f"{ex.name} produced NaN/Inf on image {pair.name}")
+                raise ValidationFailed(
+                    f"{ex.name} produced NaN/Inf on image {pair.name}",
+                    "the model overflows: check the checkpoint, or quantize fewer layers (quant.quantize_roles)",
+                )
             outputs[ex.name] = sr
             ref = outputs.get("fp32")
             sim = outputs.get(ex.simulation) if ex.simulation else None

@@ -1,0 +1,36 @@
+"""Accuracy parity on the bundled reference model: the default recipes, with fast settings, must
+keep passing their quality thresholds. A change that breaks quality fails this repository's CI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from srdeploy.pipeline import build
+from srdeploy.recipe import load_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["calib.patches=24", "validate.max_images=4"]
+
+CASES = {
+    # recipe: (extra fast overrides, max mean Y-PSNR drop of the deployed graphs vs fp32)
+    "int8_edsr_x4": ([], 0.15),
+    "int4_adabm": (["quant.refine.steps=30", "quant.refine.patches=16"], 0.9),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_default_recipe_keeps_its_quality(name: str, tmp_path: Path) -> None:
+    overrides, max_drop = CASES[name]
+    recipe = load_recipe(REPO / "recipes" / f"{name}.yaml", FAST + overrides)
+    result = build(recipe, tmp_path / name)
+    report = result.report
+    assert report["verdict"] == "pass", report["failures"]
+    for row in report["summary"]:
+        if row["kind"] == "deployment":
+            assert row["psnr_drop_db"] <= max_drop, (row["execution"], row["psnr_drop_db"])
+            assert row["agreement_min_db"] >= 35, (row["execution"], row["agreement_min_db"])
+    fp32 = next(r for r in report["summary"] if r["execution"] == "fp32")
+    assert fp32["psnr_y"] > report["bicubic"]["psnr_y"] + 0.5  # the reference model is a real SR model
