@@ -72,7 +72,7 @@ class QuantSection(_Section):
     weight_method: Literal["auto", "minmax", "mse"] = "auto"
     percentile: float = Field(99.99, gt=0, le=100)
     quantize_roles: tuple[Literal["head", "body", "upsampler", "tail"], ...] = ("body",)
-    residual_skips: Literal["all", "block", "none"] = "all"
+    residual_skips: Literal["all", "block", "none"] = "block"
     skip_bits: int = Field(8, ge=2, le=8)
     equalize: bool | None = Field(None, description="DAQ channel equalization; default on for method daq")
     equalize_strength: float = Field(1.0, ge=0, le=1)

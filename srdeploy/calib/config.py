@@ -20,7 +20,7 @@ class QuantConfig:
     # Roles quantized: body at weight_bits/act_bits, any other listed role at 8 bit (AdaBM's
     # 'fully quantized' setting lists head, upsampler and tail).
     quantize_roles: tuple[str, ...] = ("body",)
-    residual_skips: str = "all"
+    residual_skips: str = "block"
     skip_bits: int = 8
     adaptive: bool = False  # AdaBM precision tiers
     layer_bits: bool = True

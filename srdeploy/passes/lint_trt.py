@@ -85,7 +85,7 @@ def lint_trt(model: onnx.ModelProto | str | os.PathLike[str]) -> LintReport:
     findings: list[Finding] = []
     for rule in RULES:
         findings.extend(rule(ix))
-    order = {ERROR: 0, WARNING: 1}
+    order = {ERROR: 0, WARNING: 1, "info": 2}
     findings.sort(key=lambda f: order[f.severity])  # stable: graph order within a severity
     return LintReport(findings=tuple(findings), source=source)
 
@@ -110,7 +110,7 @@ def lint_trt_main(path: str | os.PathLike[str]) -> int:
         for f in report.findings:
             shown[f.rule] += 1
             if shown[f.rule] <= _MAX_ROWS_PER_RULE:
-                color = "red" if f.severity == ERROR else "yellow"
+                color = "red" if f.severity == ERROR else "yellow" if f.severity == WARNING else "dim"
                 table.add_row(f"[{color}]{f.severity}[/]", f.rule, escape(f.node), escape(f.message))
         for rule, n in sorted(shown.items()):
             if n > _MAX_ROWS_PER_RULE:

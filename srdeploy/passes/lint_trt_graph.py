@@ -14,9 +14,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-Severity = Literal["error", "warning"]
+Severity = Literal["error", "warning", "info"]
 ERROR: Severity = "error"  # TensorRT would refuse the graph
 WARNING: Severity = "warning"  # it builds, but runs slowly or not as the plan intended
+INFO: Severity = "info"  # a deliberate trade-off recorded by the rewrite (e.g. a float residual skip)
 WEIGHTED_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 

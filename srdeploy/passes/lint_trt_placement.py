@@ -12,10 +12,11 @@ from collections.abc import Iterator
 
 from onnx import TensorProto
 
-from srdeploy.passes.lint_trt_graph import WARNING, WEIGHTED_OPS, Finding, GraphIndex
+from srdeploy.passes.lint_trt_graph import INFO, WARNING, WEIGHTED_OPS, Finding, GraphIndex
 from srdeploy.sparsity import nm
 
 SPARSE_KEY = "srdeploy.sparse_2of4_weights"
+FLOAT_SKIPS_KEY = "srdeploy.float_residual_adds"
 _DATA_MOVEMENT = ("DepthToSpace", "Reshape", "Transpose")
 _FLOAT_EXEMPT = frozenset({"Cast", "Constant"})
 
@@ -84,6 +85,11 @@ def rule_conv_output(ix: GraphIndex) -> Iterator[Finding]:
 
 
 def rule_residual_add(ix: GraphIndex) -> Iterator[Finding]:
+    raw = next((p.value for p in ix.model.metadata_props if p.key == FLOAT_SKIPS_KEY), "[]")
+    try:
+        float_skips = {str(x) for x in json.loads(raw)}
+    except (ValueError, TypeError):
+        float_skips = set()
     for node in ix.nodes:
         if node.op_type != "Add" or len(node.input) != 2 or any(ix.is_const(x) for x in node.input):
             continue
@@ -100,12 +106,17 @@ def rule_residual_add(ix: GraphIndex) -> Iterator[Finding]:
                 "(quantize the skip input only)",
             )
         elif any(conv[i] and not dq[1 - i] for i in (0, 1)):
+            deliberate = node.name in float_skips
             yield Finding(
                 "residual-add",
-                WARNING,
+                INFO if deliberate else WARNING,
                 ix.label(node),
-                "one input comes from a quantized Conv and the "
-                "other is not dequantized: conv+add will not fuse (put Q/DQ on the skip input)",
+                "one input comes from a quantized Conv and the other is not dequantized: conv+add will not fuse"
+                + (
+                    " (skip kept in float on purpose: quant.residual_skips)"
+                    if deliberate
+                    else " (put Q/DQ on the skip input)"
+                ),
             )
 
 

@@ -49,6 +49,8 @@ def rewrite(
         "srdeploy.tier": str(tier),
         "srdeploy.tier_name": plan.tier(tier).name,
         "srdeploy.sparse_2of4_weights": json.dumps(sparse),
+        # residual Adds left float on purpose (quant.residual_skips): lint reports them as info
+        "srdeploy.float_residual_adds": json.dumps(float_residual_adds(graph, plan, tier, profile)),
         "srdeploy.plan_sha256": plan_digest(plan),
         **{k: str(v) for k, v in (metadata or {}).items()},
     }
@@ -71,3 +73,19 @@ def plan_digest(plan: QuantPlan) -> str:
         h.update(k.encode())
         h.update(arrays[k].tobytes())
     return h.hexdigest()[:16]
+
+
+def float_residual_adds(graph: gs.Graph, plan: QuantPlan, tier: int, profile: str) -> list[str]:
+    """Residual Add nodes whose skip input the plan does not quantize."""
+    from srdeploy.quant import sites
+
+    quantized = {sites.parse(s)[0] for s in plan.tier(tier).sites(profile) if s.endswith("@skip")}
+    return sorted(
+        n.name
+        for n in graph.nodes
+        if n.op == "Add" and n.name.endswith(":Add") and n.name[: -len(":Add")] not in quantized and _is_residual(n)
+    )
+
+
+def _is_residual(node: gs.Node) -> bool:
+    return all(not isinstance(t, gs.Constant) for t in node.inputs)
