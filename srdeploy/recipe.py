@@ -98,6 +98,7 @@ class SparsitySection(_Section):
     bn_threshold: float = Field(0.01, gt=0, lt=1, description="bn_filter: max P(active) or relative spread")
     bn_max_fraction: float = Field(0.5, gt=0, le=1, description="bn_filter: at most this share of a layer")
     bias_correction: bool = True
+    refit: bool = Field(True, description="re-select masks by activation importance and re-fit kept weights")
     sensitivity_patches: int = Field(16, ge=1, le=1000)
 
 

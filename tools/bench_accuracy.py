@@ -174,7 +174,7 @@ def main() -> None:
         results[name] = rows
         print(f"\n### {name} ({args.dataset}, {machine()})\n")
         print(markdown_table(rows, cols), flush=True)
-    save_json(args.out / "bench_accuracy.json", results)
+    save_json(args.out / f"bench_accuracy_{'+'.join(results)}.json", results)
 
 
 if __name__ == "__main__":

@@ -49,17 +49,16 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("uniform 1:4", dict(policy="uniform", n=1, m=4)),
     ("sls 50%", dict(policy="sls", mac_budget=0.5)),
     ("sls 25%", dict(policy="sls", mac_budget=0.25)),
-    ("bn_filter", dict(policy="bn_filter")),  # only run for networks with conv-BN-ReLU-conv blocks
+    # BN-statistics filter pruning at three levels; only run for networks with conv-BN-act-conv blocks
+    ("bn_filter t=0.01", dict(policy="bn_filter", bn_threshold=0.01, bn_max_fraction=0.5)),
+    ("bn_filter t=0.1", dict(policy="bn_filter", bn_threshold=0.1, bn_max_fraction=0.5)),
+    ("bn_filter t=0.3", dict(policy="bn_filter", bn_threshold=0.3, bn_max_fraction=0.75)),
 ]
 
 
 def int8_module(model: SRModel, masks: dict[str, NMMask], patches: np.ndarray) -> nn.Module | None:
-    """INTEGRATION HOOK (TODO): return the INT8 simulation of ``model`` with ``masks`` (the pipeline's
-    calibrate -> QuantPlan -> quant.simulate.simulate(model, plan, "trt")), or None when unavailable.
-
-    Default: the calibration functions as the pipeline calls them today, with the default QuantConfig.
-    Replace the body by the pipeline's own helper once there is one.
-    """
+    """The INT8 simulation of ``model`` with ``masks``: the pipeline's calibrate -> QuantPlan ->
+    quant.simulate.simulate(model, plan, "trt"), with the default QuantConfig."""
     import tempfile
 
     import onnx
@@ -75,6 +74,32 @@ def int8_module(model: SRModel, masks: dict[str, NMMask], patches: np.ndarray) -
         graph = analyze(onnx.load(str(path)), residual_add_paths(model.module))
     plan = calibrate(model, graph, patches, QuantConfig(), masks).plan
     return simulate(model, plan, "trt")
+
+
+def _weight_fix(report: dict[str, Any]) -> str:
+    if report.get("refit"):
+        return "refit"
+    return "bias corr" if report["bias_correction"].get("applied", False) else "none"
+
+
+def ort_latency_ms(module: nn.Module, scale: int, args: argparse.Namespace) -> float:
+    """Median ONNX Runtime (CPU, fp32) latency of ``module`` on one LR image of --latency-size."""
+    import tempfile
+
+    from srdeploy.backends.ort import OrtRunner
+    from srdeploy.export import export_onnx
+
+    x = np.random.default_rng(0).random((1, 3, args.latency_size, args.latency_size), dtype=np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(SRModel(module=module, name="bench", arch="bench", scale=scale), Path(tmp) / "m.onnx")
+        runner = OrtRunner(path, threads=args.threads or 2)
+        runner.infer(x)
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            runner.infer(x)
+            times.append(time.perf_counter() - t0)
+    return 1000.0 * float(np.median(times))
 
 
 @torch.no_grad()
@@ -120,7 +145,9 @@ def run_model(source: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         if kw["policy"] == "sls":
             kw = dict(kw, candidates=args.sls_candidates)
-        cfg = SparsityConfig(sensitivity_patches=args.sensitivity_patches, bias_correction=args.bias_correction, **kw)
+        cfg = SparsityConfig(
+            sensitivity_patches=args.sensitivity_patches, bias_correction=args.bias_correction, refit=args.refit, **kw
+        )
         pruned, structure = prune_structure(copy.deepcopy(raw), cfg)
         if cfg.policy == "bn_filter" and not structure["report"]["blocks_considered"]:
             continue
@@ -136,8 +163,9 @@ def run_model(source: str, args: argparse.Namespace) -> list[dict[str, Any]]:
             try:
                 q = int8_module(model, masks, patches)
                 int8_psnr = None if q is None else eval_psnr(q, pairs, model.scale)
-            except Exception as exc:  # the hook is not part of the pipeline yet
+            except Exception as exc:  # report and go on: one failing variant should not lose the table
                 print(f"  int8 for {label}: unavailable ({type(exc).__name__}: {exc})", file=sys.stderr)
+        ms = ort_latency_ms(fp32, model.scale, args) if args.latency and (cfg.policy in ("none", "bn_filter")) else None
         per_layer = {r["weight"]: r["pattern"] for r in report["layers"] if r["role"] == "body"}
         if cfg.policy == "bn_filter":
             per_layer = {
@@ -152,7 +180,8 @@ def run_model(source: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                 psnr_int8=int8_psnr,
                 body_gmacs=body_macs(layers, masks, model.scale),
                 params=conv_params(model.module, masks),
-                bias_correction=report["bias_correction"].get("applied", False),
+                weight_fix=_weight_fix(report),
+                ort_ms=ms,
                 achieved_fraction=report.get("achieved_fraction", report["macs"]["roles_fraction"]),
                 per_layer=per_layer,
                 eligibility=report["eligibility"]["summary"],
@@ -165,14 +194,16 @@ def run_model(source: str, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def render(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| model | variant | Y-PSNR fp32 | drop | Y-PSNR int8 | body GMACs@720p | body MAC frac | params | bias corr |"
+        "| model | variant | Y-PSNR fp32 | drop | Y-PSNR int8 | body GMACs@720p | body MAC frac | params |"
+        " weight fix | ORT fp32 ms |"
     )
-    lines = [head, "|" + "---|" * 9]
+    lines = [head, "|" + "---|" * 10]
     for r in rows:
         int8 = "n/a" if r["psnr_int8"] is None else f"{r['psnr_int8']:.3f}"
+        ms = "" if r["ort_ms"] is None else f"{r['ort_ms']:.0f}"
         lines.append(
             f"| {r['model']} | {r['variant']} | {r['psnr_fp32']:.3f} | {r['drop_fp32']:+.3f} | {int8} | "
-            f"{r['body_gmacs']:.2f} | {r['achieved_fraction']:.3f} | {r['params']:,} | {r['bias_correction']} |"
+            f"{r['body_gmacs']:.2f} | {r['achieved_fraction']:.3f} | {r['params']:,} | {r['weight_fix']} | {ms} |"
         )
     by_model: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -236,7 +267,10 @@ def main() -> int:
     p.add_argument("--sensitivity-patches", type=int, default=16)
     p.add_argument("--sls-candidates", type=_patterns, default=_patterns("3:4,2:4,1:4,1:8"), help="e.g. 2:4,1:4")
     p.add_argument("--no-bias-correction", dest="bias_correction", action="store_false")
+    p.add_argument("--no-refit", dest="refit", action="store_false", help="plain masking (+ bias correction)")
     p.add_argument("--int8", action="store_true", help="also evaluate through int8_module (the INT8 hook)")
+    p.add_argument("--latency", action="store_true", help="ONNX Runtime fp32 latency of dense and bn_filter rows")
+    p.add_argument("--latency-size", type=int, default=256, help="LR side for --latency")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args()

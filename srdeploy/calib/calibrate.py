@@ -183,7 +183,8 @@ def weight_specs(
             continue
         w = params[layer.weight].detach().numpy()
         if layer.weight in masks:
-            w = w * masks[layer.weight].keep
+            mask = masks[layer.weight]
+            w = w * mask.keep if mask.weight is None else mask.weight
         bits = cfg.weight_bits if layer.role == "body" else 8
         if clips is not None and layer.weight in clips:
             absmax = clips[layer.weight]

@@ -153,9 +153,8 @@ def equalize(
         if t is None:
             continue
         apply_scales(module, group, t)
-        for w in group.producers:
-            if masks and w in masks and masks[w].bias is not None:
-                masks[w] = replace(masks[w], bias=(masks[w].bias / t).astype(np.float32))
+        if masks:
+            rescale_masks(masks, group, t)
         report["groups"].append(
             dict(
                 producers=list(group.producers),
@@ -177,3 +176,18 @@ def refresh_initializers(model_proto: onnx.ModelProto, module: torch.nn.Module) 
             model_proto.graph.initializer[i].CopyFrom(numpy_helper.from_array(value, init.name))
             n += 1
     return n
+
+
+def rescale_masks(masks: dict, group: Group, t: np.ndarray) -> None:
+    """Re-fitted weights and biases kept in the plan's masks follow their convs' rescaling."""
+    for w in group.producers:
+        if w in masks:
+            m = masks[w]
+            masks[w] = replace(
+                m,
+                bias=None if m.bias is None else (m.bias / t).astype(np.float32),
+                weight=None if m.weight is None else (m.weight / t.reshape(-1, 1, 1, 1)).astype(np.float32),
+            )
+    for w in group.consumers:
+        if w in masks and masks[w].weight is not None:
+            masks[w] = replace(masks[w], weight=(masks[w].weight * t.reshape(1, -1, 1, 1)).astype(np.float32))

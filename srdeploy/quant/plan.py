@@ -48,6 +48,7 @@ class NMMask:
     m: int
     keep: np.ndarray
     bias: np.ndarray | None = None
+    weight: np.ndarray | None = None  # the kept weights re-fitted after pruning (zeros where pruned)
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,10 @@ def plan_to_json(plan: QuantPlan) -> tuple[dict[str, Any], dict[str, np.ndarray]
         if mask.bias is not None:
             arrays[f"mask_bias/{k}"] = np.asarray(mask.bias, dtype=np.float32)
             doc["masks"][k]["bias"] = f"mask_bias/{k}"
+        doc["masks"][k]["weight"] = None
+        if mask.weight is not None:
+            arrays[f"mask_weight/{k}"] = np.asarray(mask.weight, dtype=np.float32)
+            doc["masks"][k]["weight"] = f"mask_weight/{k}"
     for t in plan.tiers:
         acts = {
             p: {s: _spec_to_json(t.activations[p][s], f"a/{t.index}/{p}/{s}", arrays) for s in sorted(t.activations[p])}
@@ -207,7 +212,8 @@ def plan_from_json(doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> 
         shape = tuple(v["shape"])
         bits = np.unpackbits(np.asarray(arrays[v["array"]]))[: int(np.prod(shape))]
         bias = np.asarray(arrays[v["bias"]], dtype=np.float32) if v.get("bias") else None
-        masks[k] = NMMask(n=int(v["n"]), m=int(v["m"]), keep=bits.reshape(shape).astype(bool), bias=bias)
+        weight = np.asarray(arrays[v["weight"]], dtype=np.float32) if v.get("weight") else None
+        masks[k] = NMMask(n=int(v["n"]), m=int(v["m"]), keep=bits.reshape(shape).astype(bool), bias=bias, weight=weight)
     tiers = tuple(
         Tier(
             index=int(t["index"]),

@@ -36,6 +36,8 @@ def apply_weights(module: nn.Module, plan: QuantPlan, quantize: bool = True) -> 
                         "the plan does not match this model",
                     )
                 w.mul_(keep)
+                if plan.masks[layer.weight].weight is not None:
+                    w.copy_(torch.from_numpy(plan.masks[layer.weight].weight))
                 if plan.masks[layer.weight].bias is not None and conv.bias is not None:
                     conv.bias.copy_(torch.from_numpy(plan.masks[layer.weight].bias))
             if quantize and layer.quantized and layer.weight in plan.weights:

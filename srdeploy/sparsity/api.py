@@ -73,7 +73,16 @@ def choose_masks(
         sub = pick_patches(patches, cfg.sensitivity_patches, seed)
         err = mse(run(masked_copy(model.module, masks), sub, cfg.batch_size), run(model.module, sub, cfg.batch_size))
         report.update(measured_mse=err, measured_psnr_vs_dense_db=psnr_db(err), patches=len(sub))
-    if masks and cfg.bias_correction:
+    if masks and cfg.refit:
+        from srdeploy.sparsity.refit import refit
+
+        masks, rows = refit(model, masks, [x.weight for x in layers], np.asarray(patches), batch=cfg.batch_size)
+        report["refit"] = rows
+        report["bias_correction"] = dict(applied=False, reason="superseded by the least-squares re-fit (refit)")
+        for row in report.get("layers", []):
+            if row.get("weight") in masks:
+                row["density"] = round(float(masks[row["weight"]].keep.mean()), 6)
+    elif masks and cfg.bias_correction:
         fit, held = _split(np.asarray(patches), cfg.sensitivity_patches, seed)
         updates, bc = bias_correction.correct(model.module, masks, fit, held, cfg.batch_size)
         report["bias_correction"] = bc

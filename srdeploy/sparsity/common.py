@@ -96,13 +96,19 @@ def psnr_db(mse_value: float, peak: float = 1.0) -> float | None:
 
 
 def masked_copy(module: nn.Module, masks: Mapping[str, NMMask]) -> nn.Module:
-    """A deep copy of ``module`` with every masked weight multiplied by its keep-mask."""
+    """A deep copy of ``module`` with every masked weight multiplied by its keep-mask, or replaced by
+    the mask's re-fitted weight and bias where the mask carries them (sparsity/refit.py)."""
     out = copy.deepcopy(module).eval()
     params = dict(out.named_parameters())
     with torch.no_grad():
         for name, mask in masks.items():
             w = params[name]
             w.mul_(torch.from_numpy(np.asarray(mask.keep)).to(device=w.device, dtype=w.dtype))
+            if mask.weight is not None:
+                w.copy_(torch.from_numpy(np.asarray(mask.weight)).to(device=w.device, dtype=w.dtype))
+            bias = params.get(name.removesuffix("weight") + "bias")
+            if mask.bias is not None and bias is not None:
+                bias.copy_(torch.from_numpy(np.asarray(mask.bias)).to(device=bias.device, dtype=bias.dtype))
     return out
 
 

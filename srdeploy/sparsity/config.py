@@ -31,7 +31,8 @@ class SparsityConfig:
     include_roles: tuple[str, ...] = ("body",)
     bn_threshold: float = 0.01  # bn_filter: max P(active), or max |gamma| / median |gamma| of the layer
     bn_max_fraction: float = 0.5  # bn_filter: at most this share of a layer's channels is removed
-    bias_correction: bool = True
+    bias_correction: bool = True  # used only when refit is off
+    refit: bool = True  # activation-aware masks + least-squares re-fit of kept weights (sparsity/refit.py)
     sensitivity_patches: int = 16
     batch_size: int = 8  # not in the recipe: forward-pass batch for sensitivity runs
 

@@ -80,7 +80,7 @@ def test_choose_masks_report_and_bias_updates() -> None:
     torch.manual_seed(0)
     model, layers = _setup(feats=16, blocks=3)
     before = {k: v.clone() for k, v in model.module.state_dict().items()}
-    cfg = SparsityConfig(policy="uniform", sensitivity_patches=8)
+    cfg = SparsityConfig(policy="uniform", sensitivity_patches=8, refit=False)
     masks, report = choose_masks(model, layers, patches(16, 16), cfg, seed=0)
     for k, v in model.module.state_dict().items():  # choose_masks does not modify the model
         assert torch.equal(v, before[k])
@@ -98,7 +98,8 @@ def test_choose_masks_report_and_bias_updates() -> None:
         params = dict(model.module.named_parameters())
         for name, values in report["bias_updates"].items():
             assert np.allclose(params[name].detach().numpy(), values)
-    off = choose_masks(model, layers, patches(16, 16), SparsityConfig(policy="uniform", bias_correction=False), 0)[1]
+    off_cfg = SparsityConfig(policy="uniform", bias_correction=False, refit=False)
+    off = choose_masks(model, layers, patches(16, 16), off_cfg, 0)[1]
     assert off["bias_updates"] == {} and not off["bias_correction"]["applied"]
 
 
