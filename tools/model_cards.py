@@ -21,13 +21,18 @@ def card(doc: dict) -> str:
         f"## {doc['name']}",
         "",
         f"- Architecture: `{doc['architecture']}` ({hp}); weights `srdeploy/zoo/{doc['weights']}` "
-        f"({doc['weights_dtype']}, EDSR-PyTorch/official key layout, loads with `srdeploy.load_model`).",
+        f"({doc['weights_dtype']}, the official implementation's key layout, loads with `srdeploy.load_model`).",
         f"- Training: {t['steps']} steps, batch {t['batch']}, LR patch {t['lr_patch']}, {t['optimizer']}, peak LR "
         f"{t['peak_lr']}, init {t['init'] or 'random'}, seed {t['seed']}; data `{t['data']}` (flips/rotations); "
         f"{t['seconds'] / 60:.1f} min on {t['device']}, torch {t['torch']}, {t['date']}.",
+        *[
+            f"- Earlier stage (the init above): {s['steps']} steps from {s['init'] or 'random'}, "
+            f"{s['seconds'] / 60:.1f} min on {s['device']}; it reached {s['eval_gain_db']:+.2f} dB over bicubic."
+            for s in t.get("earlier_stages", [])
+        ],
         f"- Evaluation on `calib_data/{ev['set']}` (Y channel, shave = scale, never used for training): "
         f"**Y-PSNR {m['psnr_y']:.2f} dB vs bicubic {m['bicubic_psnr_y']:.2f} dB "
-        f"(+{m['psnr_y'] - m['bicubic_psnr_y']:.2f} dB)**, SSIM {m['ssim_y']:.4f} vs {m['bicubic_ssim_y']:.4f}.",
+        f"({m['psnr_y'] - m['bicubic_psnr_y']:+.2f} dB)**, SSIM {m['ssim_y']:.4f} vs {m['bicubic_ssim_y']:.4f}.",
         "- Limits: trained for minutes on a few dozen images, not DIV2K; expect far less than the published "
         "models' quality. It exists so every srdeploy number has a real trained model behind it.",
         "",
