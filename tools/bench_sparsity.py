@@ -142,6 +142,8 @@ def run_model(source: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     dense_psnr = None
     for label, kw in VARIANTS:
+        if args.variants and label != "dense" and not any(label.startswith(v) for v in args.variants.split(",")):
+            continue
         t0 = time.perf_counter()
         if kw["policy"] == "sls":
             kw = dict(kw, candidates=args.sls_candidates)
@@ -210,7 +212,8 @@ def render(rows: list[dict[str, Any]]) -> str:
         by_model.setdefault(r["model"], []).append(r)
     for model, rs in by_model.items():
         lines += ["", f"Per-layer sparsity, {model} (body convs; bn_filter: channels kept):", ""]
-        lines.append(f"Eligibility: {next(r['eligibility'] for r in rs if r['variant'] == 'uniform 2:4')}")
+        elig = next((r["eligibility"] for r in rs if r["variant"] == "uniform 2:4"), rs[-1]["eligibility"])
+        lines.append(f"Eligibility: {elig}")
         for r in rs:
             if r["variant"] == "dense":
                 continue
@@ -271,6 +274,7 @@ def main() -> int:
     p.add_argument("--int8", action="store_true", help="also evaluate through int8_module (the INT8 hook)")
     p.add_argument("--latency", action="store_true", help="ONNX Runtime fp32 latency of dense and bn_filter rows")
     p.add_argument("--latency-size", type=int, default=256, help="LR side for --latency")
+    p.add_argument("--variants", default="", help="only these variants (prefixes, e.g. bn_filter,sls); dense always")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args()
