@@ -28,6 +28,9 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from bench_common import median_ms  # noqa: E402
 
 from srdeploy.calib.layers import layer_infos  # noqa: E402
 from srdeploy.data.sets import load_pairs, lr_patches  # noqa: E402
@@ -93,13 +96,7 @@ def ort_latency_ms(module: nn.Module, scale: int, args: argparse.Namespace) -> f
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(SRModel(module=module, name="bench", arch="bench", scale=scale), Path(tmp) / "m.onnx")
         runner = OrtRunner(path, threads=args.threads or 2)
-        runner.infer(x)
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            runner.infer(x)
-            times.append(time.perf_counter() - t0)
-    return 1000.0 * float(np.median(times))
+        return median_ms(lambda: runner.infer(x), warmup=1, repeats=3)
 
 
 @torch.no_grad()

@@ -183,8 +183,7 @@ def weight_specs(
             continue
         w = params[layer.weight].detach().numpy()
         if layer.weight in masks:
-            mask = masks[layer.weight]
-            w = w * mask.keep if mask.weight is None else mask.weight
+            w = masks[layer.weight].pruned(w)
         bits = cfg.weight_bits if layer.role == "body" else 8
         if clips is not None and layer.weight in clips:
             absmax = clips[layer.weight]

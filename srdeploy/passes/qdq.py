@@ -135,7 +135,7 @@ def quantize_weights(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, result:
         values = np.asarray(w.values, dtype=np.float32)
         mask = plan.masks.get(layer.weight)
         if mask is not None:
-            values = values * mask.keep if mask.weight is None else np.asarray(mask.weight, np.float32)
+            values = mask.pruned(values)
             result.note("masked_weight")
             if mask.bias is not None and len(node.inputs) > 2 and isinstance(node.inputs[2], gs.Constant):
                 node.inputs[2].values = np.asarray(mask.bias, dtype=np.float32)

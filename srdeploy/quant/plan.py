@@ -42,13 +42,18 @@ class LayerInfo:
 @dataclass(frozen=True, eq=False)
 class NMMask:
     """Keep-mask of a conv weight (True = kept), at most ``n`` of every ``m`` input channels
-    (sparsity/nm.py). ``bias``: the conv's bias re-fitted after masking (bias correction), if any."""
+    (sparsity/nm.py). ``bias``: the conv's bias re-fitted after masking (bias correction or re-fit),
+    if any; ``weight``: the kept weights re-fitted after pruning (zeros where pruned), if any."""
 
     n: int
     m: int
     keep: np.ndarray
     bias: np.ndarray | None = None
-    weight: np.ndarray | None = None  # the kept weights re-fitted after pruning (zeros where pruned)
+    weight: np.ndarray | None = None
+
+    def pruned(self, w: np.ndarray) -> np.ndarray:
+        """The conv weight every execution uses: the re-fitted one, else ``w`` with the mask applied."""
+        return w * self.keep if self.weight is None else np.asarray(self.weight, dtype=np.float32)
 
 
 @dataclass(frozen=True)

@@ -29,17 +29,15 @@ def apply_weights(module: nn.Module, plan: QuantPlan, quantize: bool = True) -> 
                 raise PlanError(f"plan layer '{layer.module}' is not in the model", "rebuild the plan for this model")
             w = conv.weight
             if layer.weight in plan.masks:
-                keep = torch.from_numpy(plan.masks[layer.weight].keep).to(w.dtype)
-                if keep.shape != w.shape:
+                mask = plan.masks[layer.weight]
+                if mask.keep.shape != tuple(w.shape):
                     raise PlanError(
-                        f"mask for {layer.weight} has shape {tuple(keep.shape)}, weight {tuple(w.shape)}",
+                        f"mask for {layer.weight} has shape {tuple(mask.keep.shape)}, weight {tuple(w.shape)}",
                         "the plan does not match this model",
                     )
-                w.mul_(keep)
-                if plan.masks[layer.weight].weight is not None:
-                    w.copy_(torch.from_numpy(plan.masks[layer.weight].weight))
-                if plan.masks[layer.weight].bias is not None and conv.bias is not None:
-                    conv.bias.copy_(torch.from_numpy(plan.masks[layer.weight].bias))
+                w.copy_(torch.from_numpy(mask.pruned(w.detach().cpu().numpy())))
+                if mask.bias is not None and conv.bias is not None:
+                    conv.bias.copy_(torch.from_numpy(mask.bias))
             if quantize and layer.quantized and layer.weight in plan.weights:
                 w.copy_(plan.weights[layer.weight].fake_quant_torch(w))
 

@@ -69,19 +69,12 @@ def choose_masks(
     report["macs_unit"] = "MACs per LR (input) pixel; masked convs at their density"
     report["macs"] = _mac_summary(layers, masks, cfg.include_roles)
     report["bias_updates"] = {}
-    if masks and "measured_mse" not in report:
-        sub = pick_patches(patches, cfg.sensitivity_patches, seed)
-        err = mse(run(masked_copy(model.module, masks), sub, cfg.batch_size), run(model.module, sub, cfg.batch_size))
-        report.update(measured_mse=err, measured_psnr_vs_dense_db=psnr_db(err), patches=len(sub))
     if masks and cfg.refit:
         from srdeploy.sparsity.refit import refit
 
         masks, rows = refit(model, masks, [x.weight for x in layers], np.asarray(patches), batch=cfg.batch_size)
         report["refit"] = rows
         report["bias_correction"] = dict(applied=False, reason="superseded by the least-squares re-fit (refit)")
-        for row in report.get("layers", []):
-            if row.get("weight") in masks:
-                row["density"] = round(float(masks[row["weight"]].keep.mean()), 6)
     elif masks and cfg.bias_correction:
         fit, held = _split(np.asarray(patches), cfg.sensitivity_patches, seed)
         updates, bc = bias_correction.correct(model.module, masks, fit, held, cfg.batch_size)
@@ -91,6 +84,11 @@ def choose_masks(
         report["bias_correction"] = dict(
             applied=False, reason="disabled (sparsity.bias_correction)" if masks else "no masks"
         )
+    # measured on the masks returned (a policy's own measurement is redone when the re-fit changed them)
+    if masks and (cfg.refit or "measured_mse" not in report):
+        sub = pick_patches(patches, cfg.sensitivity_patches, seed)
+        err = mse(run(masked_copy(model.module, masks), sub, cfg.batch_size), run(model.module, sub, cfg.batch_size))
+        report.update(measured_mse=err, measured_psnr_vs_dense_db=psnr_db(err), patches=len(sub))
     report["eligibility"] = model_eligibility(layers, masks, cfg.include_roles)
     return masks, report
 

@@ -103,9 +103,7 @@ def masked_copy(module: nn.Module, masks: Mapping[str, NMMask]) -> nn.Module:
     with torch.no_grad():
         for name, mask in masks.items():
             w = params[name]
-            w.mul_(torch.from_numpy(np.asarray(mask.keep)).to(device=w.device, dtype=w.dtype))
-            if mask.weight is not None:
-                w.copy_(torch.from_numpy(np.asarray(mask.weight)).to(device=w.device, dtype=w.dtype))
+            w.copy_(torch.from_numpy(mask.pruned(w.detach().cpu().numpy())).to(device=w.device, dtype=w.dtype))
             bias = params.get(name.removesuffix("weight") + "bias")
             if mask.bias is not None and bias is not None:
                 bias.copy_(torch.from_numpy(np.asarray(mask.bias)).to(device=bias.device, dtype=bias.dtype))

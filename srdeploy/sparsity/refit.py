@@ -91,10 +91,10 @@ def refit(
     masks: dict[str, NMMask],
     order: Sequence[str],
     patches: np.ndarray,
-    reselect: bool = True,
     batch: int = 8,
 ) -> tuple[dict[str, NMMask], list[dict[str, Any]]]:
-    """Re-fitted masks (keep, weight, bias) for every masked conv, and a per-layer report."""
+    """Re-fitted masks (keep re-selected at the same N:M, weight, bias) for every masked conv, and a
+    per-layer report."""
     work = copy.deepcopy(model.module).eval()
     named = dict(work.named_modules())
     out: dict[str, NMMask] = {}
@@ -110,7 +110,7 @@ def refit(
         w = conv.weight.detach().double().numpy()
         b = conv.bias.detach().double().numpy() if conv.bias is not None else np.zeros(w.shape[0])
         h = input_gram(work, conv, patches, batch)
-        keep = importance_mask(w, h, mask.n, mask.m) if reselect else mask.keep
+        keep = importance_mask(w, h, mask.n, mask.m)
         assert satisfies(np.where(keep, 1.0, 0.0), mask.n, mask.m)
         before = _rel_error(w * keep, b, w, b, h)
         w_new, b_new = solve_rows(w, b, keep, h)
