@@ -55,9 +55,9 @@ class BuildFolder:
             out[int(p.stem.split("-")[1])] = p
         return out
 
-    def profile_engines(self) -> dict[int, Path]:
-        """tier -> TensorRT engine (trt/engine.plan or trt/tier-<k>.plan) where built."""
-        folder = self.root / "trt"
+    def profile_engines(self, profile: str) -> dict[int, Path]:
+        """tier -> TensorRT engine (<profile>/engine.plan or <profile>/tier-<k>.plan) where built."""
+        folder = self.root / profile
         if (folder / "engine.plan").is_file():
             return {0: folder / "engine.plan"}
         return {int(p.stem.split("-")[1]): p for p in sorted(folder.glob("tier-*.plan"))}

@@ -112,6 +112,32 @@ def upscale(
     out.print(summary.describe(), markup=False, highlight=False)
 
 
+@app.command()
+def emit(
+    build_dir: Annotated[Path, typer.Argument(help="build folder written by srdeploy build")],
+    profile: Annotated[str, typer.Option("--profile", "-p", help="profile to emit (e.g. trt, ort)")],
+    tier: Annotated[int | None, typer.Option("--tier", help="tier index (default: the default tier)")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", "-o", help="write the graph here")] = None,
+    check: Annotated[bool, typer.Option("--check", help="compare with the build's own graph, byte for byte")] = False,
+) -> None:
+    """Re-emit a graph from the build's plan.json + model (no calibration); --check proves it reproduces."""
+    from srdeploy.errors import SrdeployError
+    from srdeploy.fsutil import atomic_write_bytes
+    from srdeploy.stages.emit import emit_from_folder
+
+    if out_file is None and not check:
+        raise SrdeployError("nothing to do", "pass --out FILE to write the graph, or --check to compare it")
+    data, own = emit_from_folder(build_dir, profile, tier)
+    if out_file is not None:
+        atomic_write_bytes(out_file, data)
+        out.print(f"wrote {out_file} ({len(data)} bytes)", markup=False, highlight=False)
+    if check:
+        same = own.is_file() and own.read_bytes() == data
+        out.print(f"{own}: {'identical' if same else 'DIFFERENT'} to the graph emitted from the plan", markup=False)
+        if not same:
+            raise typer.Exit(1)
+
+
 @app.command("lint-trt")
 def lint_trt_cmd(
     model: Annotated[Path, typer.Argument(help="QDQ ONNX for TensorRT, e.g. builds/<name>/trt/model.onnx")],

@@ -28,10 +28,21 @@ def lint_trt_graph(model: onnx.ModelProto, name: str) -> dict[str, Any]:
     return report.as_dict()
 
 
+LINTERS = {"tensorrt": lint_trt_graph}
+
+
+def engine_profile(plan: QuantPlan) -> str | None:
+    """The exported profile whose graphs TensorRT builds engines from (its intended backend is tensorrt)."""
+    from srdeploy.profiles import get_profile
+
+    return next((p for p in plan.profiles if get_profile(p).backends[:1] == ("tensorrt",)), None)
+
+
 def build_engines(recipe: Recipe, folder: BuildFolder, plan: QuantPlan, model: SRModel) -> dict[str, Any]:
-    """Engines for each trt tier, or the reason they were skipped."""
-    if "trt" not in recipe.export.profiles or not recipe.tensorrt.enabled:
-        return {"skipped": "tensorrt.enabled is false or the trt profile is not exported"}
+    """Engines for each tier of the TensorRT profile, or the reason they were skipped."""
+    profile = engine_profile(plan)
+    if profile is None or not recipe.tensorrt.enabled:
+        return {"skipped": "tensorrt.enabled is false or no TensorRT profile (trt) is exported"}
     from srdeploy.backends import tensorrt as trt_backend
 
     caps = trt_backend.capabilities()
@@ -48,7 +59,7 @@ def build_engines(recipe: Recipe, folder: BuildFolder, plan: QuantPlan, model: S
     sparse = any((m.n, m.m) == (2, 4) for m in plan.masks.values())
     cfg = EngineConfig.from_recipe(recipe.tensorrt, plan_has_2of4=sparse, size_multiple=model.size_multiple)
     engines: dict[str, Any] = {}
-    models = folder.profile_models("trt")
+    models = folder.profile_models(profile)
     single = len(models) == 1
     for tier, onnx_path in models.items():
         art = trt_backend.build_engine(onnx_path, cfg, onnx_path.parent, tier_name=None if single else str(tier))

@@ -42,6 +42,13 @@ class CalibSection(_Section):
     patches: int = Field(64, ge=1, le=100_000)
     patch_size: int = Field(48, ge=8, le=1024, description="LR patch size")
     batch_size: int = Field(8, ge=1, le=1024)
+    time_budget_s: float | None = Field(None, gt=0, description="calibration + refinement seconds (refinement stops)")
+
+
+def _ordered_percentiles(v: tuple[float, float]) -> tuple[float, float]:
+    if not 0 <= v[0] < v[1] <= 100:
+        raise ValueError(f"percentile pair {list(v)} must satisfy 0 <= low < high <= 100")
+    return v
 
 
 class AdaptiveSection(_Section):
@@ -50,6 +57,8 @@ class AdaptiveSection(_Section):
     image_bits: bool = True
     layer_percentiles: tuple[float, float] = (30.0, 70.0)
     image_percentiles: tuple[float, float] = (10.0, 90.0)
+
+    _check_percentiles = field_validator("layer_percentiles", "image_percentiles")(_ordered_percentiles)
 
 
 class RefineSection(_Section):
@@ -63,6 +72,9 @@ class RefineSection(_Section):
     feature_weight: float = Field(10.0, ge=0)
     bit_weight: float = Field(50.0, ge=0)
     learn_bits: bool = True
+    phases: int = Field(10, ge=1, le=1000, description="parameter groups take turns; held-out check per phase")
+    holdout_fraction: float = Field(0.25, gt=0, lt=1, description="share of refinement patches held out")
+    patience: int = Field(3, ge=1, le=1000, description="phases without held-out improvement before stopping")
 
 
 class QuantSection(_Section):
@@ -87,6 +99,23 @@ class QuantSection(_Section):
             raise ValueError("quantize_roles must include 'body'")
         return tuple(sorted(set(v), key=("head", "body", "upsampler", "tail").index))
 
+    @property
+    def resolved_weight_method(self) -> str:
+        """Weight clipping: as set, or MSE-optimal below 8 bit and min/max at 8 bit ('auto')."""
+        if self.weight_method != "auto":
+            return self.weight_method
+        return "mse" if self.weight_bits < 8 else "minmax"
+
+    @property
+    def range_method(self) -> str:
+        """The per-tensor activation range method (adabm and daq use bit-aware MSE clipping)."""
+        return {"adabm": "mse", "daq": "mse"}.get(self.method, self.method)
+
+    @property
+    def equalize_enabled(self) -> bool:
+        """DAQ channel equalization: as set, on by default for method daq."""
+        return self.equalize if self.equalize is not None else self.method == "daq"
+
 
 class SparsitySection(_Section):
     policy: Literal["none", "uniform", "sls", "bn_filter"] = "none"
@@ -101,10 +130,37 @@ class SparsitySection(_Section):
     refit: bool = Field(True, description="re-select masks by activation importance and re-fit kept weights")
     sensitivity_patches: int = Field(16, ge=1, le=1000)
 
+    @model_validator(mode="after")
+    def _patterns(self) -> SparsitySection:
+        for n, m in ((self.n, self.m), *self.candidates):
+            if not 0 < n <= m:
+                raise ValueError(f"N:M pattern {n}:{m} needs 0 < N <= M")
+        if not self.candidates:
+            raise ValueError("candidates is empty; list N:M pairs, e.g. [[4, 4], [2, 4], [1, 4]]")
+        return self
+
+    @property
+    def sls_options(self) -> tuple[tuple[int, int], ...]:
+        """Candidate patterns, de-duplicated, with a dense option first (the solver may keep a layer dense)."""
+        opts = {(int(n), int(m)) for n, m in self.candidates if n < m}
+        return ((1, 1), *sorted(opts, key=lambda p: (-p[0] / p[1], p[1])))
+
 
 class ExportSection(_Section):
     opset: int = Field(19, ge=13, le=23)
-    profiles: tuple[Literal["trt", "ort"], ...] = ("trt", "ort")
+    profiles: tuple[str, ...] = Field(("trt", "ort"), description="deployment profiles to emit (srdeploy.profiles)")
+
+    @field_validator("profiles")
+    @classmethod
+    def _known_profiles(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from srdeploy.profiles import PROFILES
+
+        if not v:
+            raise ValueError(f"list at least one profile ({', '.join(PROFILES)})")
+        unknown = [p for p in v if p not in PROFILES]
+        if unknown:
+            raise ValueError(f"unknown profile(s) {unknown}; known: {', '.join(PROFILES)}")
+        return tuple(dict.fromkeys(v))
 
 
 class TensorRTSection(_Section):

@@ -6,7 +6,6 @@ import onnx
 import pytest
 from srtest import exported, make_plan, tiny_edsr
 
-from srdeploy.calib.config import QuantConfig
 from srdeploy.models.base import SRModel
 from srdeploy.passes.graph_info import GraphInfo
 
@@ -23,4 +22,4 @@ def tiny_export(tiny_model: SRModel, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="session")
 def tiny_plan_w8a8(tiny_model, tiny_export):
-    return make_plan(tiny_model, tiny_export[1], QuantConfig(weight_bits=8, act_bits=8, method="mse"))
+    return make_plan(tiny_model, tiny_export, weight_bits=8, act_bits=8, method="mse")

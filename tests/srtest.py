@@ -8,12 +8,16 @@ import numpy as np
 import onnx
 import torch
 
-from srdeploy.calib.config import QuantConfig
-from srdeploy.calib.flow import calibrate
+from srdeploy.calib.layers import layer_infos
 from srdeploy.export import export_onnx, residual_add_paths
 from srdeploy.models.base import SRModel
 from srdeploy.models.edsr import EDSR
 from srdeploy.passes.graph_info import GraphInfo, analyze
+from srdeploy.pipeline import PLAN_STEPS
+from srdeploy.quant.apply import deployed_weights
+from srdeploy.quant.plan import QuantPlan
+from srdeploy.recipe import Recipe, recipe_from_dict
+from srdeploy.stages.context import BuildContext, initial_plan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,5 +47,30 @@ def exported(model: SRModel, tmp: Path) -> tuple[onnx.ModelProto, GraphInfo]:
     return proto, analyze(proto, residual_add_paths(model.module))
 
 
-def make_plan(model: SRModel, graph: GraphInfo, cfg: QuantConfig, n: int = 8):
-    return calibrate(model, graph, patches(n), cfg).plan
+def recipe(quant: dict | None = None, **sections: object) -> Recipe:
+    """A recipe for in-memory models (its model section is never loaded)."""
+    return recipe_from_dict({"name": "test", "model": {"path": "unused.pt"}, "quant": dict(quant or {}), **sections})
+
+
+def context(
+    model: SRModel, proto: onnx.ModelProto, graph: GraphInfo, r: Recipe, n: int = 8, size: int = 16
+) -> BuildContext:
+    layers = layer_infos(model, list(graph.convs), r.quant.quantize_roles)
+    return BuildContext(r, model, model, proto, graph, layers, patches(n, size))
+
+
+def plan_for(model: SRModel, proto: onnx.ModelProto, graph: GraphInfo, r: Recipe, n: int = 8) -> QuantPlan:
+    """The plan a build of recipe ``r`` makes for an in-memory model (the build's own steps)."""
+    ctx = context(model, proto, graph, r, n)
+    plan = initial_plan(ctx)
+    for step in PLAN_STEPS:
+        plan = step(ctx, plan)
+    return plan
+
+
+def make_plan(model: SRModel, export: tuple[onnx.ModelProto, GraphInfo], n: int = 8, **quant: object) -> QuantPlan:
+    return plan_for(model, export[0], export[1], recipe(quant), n)
+
+
+def params(model: SRModel, plan: QuantPlan) -> dict:
+    return deployed_weights(model.module, plan)

@@ -81,11 +81,13 @@ def test_build_writes_the_documented_layout(built: Path) -> None:
     report = json.loads((built / "report.json").read_text())
     assert report["verdict"] == "pass"
     names = [s["execution"] for s in report["summary"]]
-    assert names == ["fp32", "sim[trt]", "trt", "sim[ort]", "ort"]
+    assert names == ["fp32", "sim:ort", "onnxruntime:ort", "sim:trt", "onnxruntime:trt"]
     assert report["images_evaluated"] == 3
-    assert report["trt_lint"]["model.onnx"]["errors"] == 0
+    assert report["lint"]["trt/model.onnx"]["errors"] == 0
     assert "no engine built" in report["tensorrt"]["skipped"]
-    assert report["ort_fusion"]["0"]["fused_integer_convs"] == report["ort_fusion"]["0"]["quantized_convs"]
+    assert report["ort_fusion"]["ort/0"]["fused_integer_convs"] == report["ort_fusion"]["ort/0"]["quantized_convs"]
+    passes = report["passes"]["ort/model.onnx"]
+    assert [p["name"] for p in passes][:2] == ["set_float_weights", "insert_qdq[ort, tier 0]"]
     assert not list(built.parent.glob(".*partial*"))
 
 
@@ -106,6 +108,17 @@ def test_validate_and_inspect_from_the_folder(workspace: Path, built: Path) -> N
     assert "mean Y-PSNR drop" in out.stdout
     out = srdeploy("inspect", str(built), cwd=workspace)
     assert out.returncode == 0 and "body.0.body.0" in out.stdout
+
+
+def test_emit_reproduces_every_graph_from_the_plan(built: Path, workspace: Path) -> None:
+    for profile in ("trt", "ort"):
+        out = srdeploy("emit", str(built), "--profile", profile, "--check", cwd=workspace)
+        assert out.returncode == 0 and "identical" in out.stdout, out.stdout + out.stderr
+    out = srdeploy("emit", str(built), "--profile", "ort", "--out", "again.onnx", cwd=workspace)
+    assert out.returncode == 0, out.stderr
+    assert (workspace / "again.onnx").read_bytes() == (built / "ort" / "model.onnx").read_bytes()
+    out = srdeploy("emit", str(built), "--profile", "openvino", "--check", cwd=workspace)
+    assert out.returncode == 2 and "profiles in this build" in out.stderr
 
 
 def test_lint_trt_command(built: Path, workspace: Path) -> None:
@@ -151,7 +164,7 @@ def test_adaptive_daq_refined_build_with_tiles(workspace: Path) -> None:
     assert len(tiers["selector"]["thresholds"]) == 2
     report = json.loads((root / "report.json").read_text())
     assert report["equalization"]["groups"] and report["refinement"]["steps"] == 3
-    ort_row = next(s for s in report["summary"] if s["execution"] == "ort")
+    ort_row = next(s for s in report["summary"] if s["execution"] == "onnxruntime:ort")
     assert sum(ort_row["tier_usage"].values()) > 3  # tiles, not images, were routed
     assert report["quantization"]["fab"] is not None
     # INT4 weights in the ort files (opset 21), int8 containers in the trt files
@@ -160,6 +173,10 @@ def test_adaptive_daq_refined_build_with_tiles(workspace: Path) -> None:
     ort_model = onnx.load(str(root / "ort" / "tier-0.onnx"))
     assert any(i.data_type == onnx.TensorProto.INT4 for i in ort_model.graph.initializer)
     assert ort_model.opset_import[0].version >= 21
+    for tier in ("0", "2"):  # every tier of every profile reproduces from the plan
+        for profile in ("trt", "ort"):
+            out = srdeploy("emit", "ada", "--profile", profile, "--tier", tier, "--check", cwd=workspace)
+            assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_version() -> None:

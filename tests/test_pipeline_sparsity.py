@@ -14,7 +14,7 @@ from onnx import numpy_helper
 from srdeploy.models.loading import save_checkpoint
 from srdeploy.models.srresnet import SRResNet
 from srdeploy.pipeline import build
-from srdeploy.quant.plan import load_plan
+from srdeploy.quant.plan_io import load_plan
 from srdeploy.recipe import recipe_from_dict
 from srdeploy.sparsity.nm import satisfies
 from srdeploy.validate.cli_support import validate_folder
@@ -68,7 +68,7 @@ def test_uniform_2of4_build(tmp_path: Path, hr_folder: Path) -> None:
     report = result.report
     assert report["sparsity"]["policy"] == "uniform"
     assert "No speed-up should be expected" in report["sparsity"]["eligibility"]
-    assert report["trt_lint"]["model.onnx"]["errors"] == 0
+    assert report["lint"]["trt/model.onnx"]["errors"] == 0
     assert (result.out_dir / "sparsity.json").is_file()
     # the corrected biases are part of the plan, not of the fp32 reference
     fp32 = onnx.load(str(result.out_dir / "fp32.onnx"))
@@ -93,8 +93,13 @@ def test_bn_filter_build_shrinks_the_graph_and_reloads(tmp_path: Path, hr_folder
     dense = build(recipe(ckpt, hr_folder, {"policy": "none"}), tmp_path / "dense", run_validation=False)
     pruned = build(recipe(ckpt, hr_folder, {"policy": "bn_filter", "bn_threshold": 0.01}), tmp_path / "pruned")
     assert pruned.passed, pruned.report["failures"]
-    assert (pruned.out_dir / "fp32.onnx").stat().st_size < (dense.out_dir / "fp32.onnx").stat().st_size
-    channels = pruned.report["sparsity"]["pruned_channels"]
-    assert channels and all(v == 10 for v in channels.values())  # 16 - 6 kept
-    again, _ = validate_folder(pruned.out_dir, str(hr_folder))  # rebuilds the pruned module from the folder
+    # fp32.onnx is the model as trained; the deployed graphs are the pruned network
+    assert (pruned.out_dir / "fp32.onnx").read_bytes() == (dense.out_dir / "fp32.onnx").read_bytes()
+    for profile in ("trt", "ort"):
+        small, big = (b.out_dir / profile / "model.onnx" for b in (pruned, dense))
+        assert small.stat().st_size < big.stat().st_size
+    assert pruned.report["sparsity"]["structure"]["channels_removed"] == 12  # 6 per block
+    plan = load_plan(pruned.out_dir / "plan.json")
+    assert [len(g.keep) for g in plan.structure] == [10, 10]
+    again, _ = validate_folder(pruned.out_dir, str(hr_folder))  # re-applies the plan's surgery
     assert again["verdict"] == "pass"

@@ -1,5 +1,7 @@
-"""Backend interfaces: a Runner executes one model on NCHW float32 batches; Capabilities say
-what a backend can do on this machine. Runners follow an activate / infer / deactivate life."""
+"""Backend interfaces: a Runner executes one model on NCHW float32 batches; Capabilities say what a
+backend can do on this machine. Runners follow Polygraphy's life: ``activate()`` loads (sessions,
+engines, compiled models), ``infer(x)`` runs, ``deactivate()`` frees; they are context managers, and
+``infer`` activates a runner that was not activated yet."""
 
 from __future__ import annotations
 
@@ -25,9 +27,50 @@ class Capabilities:
 class Runner(Protocol):
     name: str
 
+    def activate(self) -> Runner: ...
+
     def infer(self, x: np.ndarray) -> np.ndarray:
         """(N,3,H,W) float32 RGB [0,1] -> (N,3,sH,sW) float32."""
         ...
+
+    def deactivate(self) -> None: ...
+
+
+class RunnerBase:
+    """The life cycle shared by every runner: subclasses implement ``_load`` and ``_run``."""
+
+    name: str = "runner"
+    _active: bool = False
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _free(self) -> None:
+        """Release what ``_load`` acquired (default: nothing)."""
+
+    def activate(self) -> RunnerBase:
+        if not self._active:
+            self._load()
+            self._active = True
+        return self
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        self.activate()
+        return self._run(np.ascontiguousarray(x, dtype=np.float32))
+
+    def deactivate(self) -> None:
+        if self._active:
+            self._free()
+            self._active = False
+
+    def __enter__(self) -> RunnerBase:
+        return self.activate()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.deactivate()
 
 
 @dataclass(frozen=True)
@@ -51,17 +94,18 @@ def measure_latency(runner: Runner, x: np.ndarray, warmup: int = 2, repeats: int
     return Latency(median_ms=statistics.median(times), min_ms=min(times), repeats=repeats)
 
 
-class TorchRunner:
+class TorchRunner(RunnerBase):
     """fp32 reference or simulation: a PyTorch module on the CPU."""
 
     def __init__(self, module: object, name: str = "pytorch") -> None:
-        import torch
-
         self.name = name
-        self._torch = torch
         self.module = module
 
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        torch = self._torch
+    def _load(self) -> None:
+        pass
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
         with torch.no_grad():
-            return self.module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()  # type: ignore[operator]
+            return self.module(torch.from_numpy(x)).numpy()  # type: ignore[operator]

@@ -1,42 +1,21 @@
-"""Bit allocators: which activation bit-width each quantized layer gets in each precision tier.
+"""Bit allocators: which activation bit-width each quantized layer gets in each precision tier (a BitMap).
 
-``fixed``: one tier, every layer at the base bits. ``adabm``: AdaBM's layer-to-bit map (input
-std below/above the 30th/70th percentile: -1/+1 bit) and image-to-bit map (three tiers for
-image offsets -1, 0, +1, routed by the Sobel complexity's 10th/90th percentiles).
+``fixed``: one tier, every layer at the base bits. ``adabm``: AdaBM's layer-to-bit map (input std below /
+above the 30th / 70th percentile: -1 / +1 bit) and image-to-bit map (three tiers for image offsets -1, 0,
++1, routed by the Sobel complexity's 10th / 90th percentiles over the calibration patches).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
-from srdeploy.quant.grid import MAX_BITS, MIN_BITS
+from srdeploy.quant.plan import BitMap
 
 
-@dataclass(frozen=True)
-class BitAllocation:
-    layer_offsets: Mapping[str, int]  # conv weight -> b_L
-    tier_offsets: tuple[int, ...]  # tier index -> b_I
-    base: int
-    thresholds: tuple[float, ...] = ()  # image complexity thresholds (len = tiers - 1)
-
-    def bits(self, weight: str, tier: int) -> int:
-        b = self.base + self.tier_offsets[tier] + self.layer_offsets.get(weight, 0)
-        return int(min(MAX_BITS, max(MIN_BITS, b)))
-
-    @property
-    def adaptive(self) -> bool:
-        return len(self.tier_offsets) > 1
-
-    @property
-    def default_tier(self) -> int:
-        return self.tier_offsets.index(0) if 0 in self.tier_offsets else 0
-
-
-def fixed(base: int) -> BitAllocation:
-    return BitAllocation(layer_offsets={}, tier_offsets=(0,), base=base)
+def fixed(base: int, weight_bits: int = 8, skip_bits: int = 8) -> BitMap:
+    return BitMap(base=base, weight_bits=weight_bits, skip_bits=skip_bits)
 
 
 def layer_offsets_from_std(stds: Mapping[str, float], percentiles: tuple[float, float]) -> dict[str, int]:
@@ -44,7 +23,7 @@ def layer_offsets_from_std(stds: Mapping[str, float], percentiles: tuple[float, 
         return {}
     values = np.array(list(stds.values()), dtype=np.float64)
     lo, hi = np.percentile(values, percentiles[0]), np.percentile(values, percentiles[1])
-    return {k: (-1 if v < lo else 1 if v > hi else 0) for k, v in stds.items()}
+    return {k: (-1 if v < lo else 1 if v > hi else 0) for k, v in sorted(stds.items())}
 
 
 def adabm(
@@ -55,14 +34,18 @@ def adabm(
     image_percentiles: tuple[float, float] = (10.0, 90.0),
     use_layer: bool = True,
     use_image: bool = True,
-) -> BitAllocation:
+    weight_bits: int = 8,
+    skip_bits: int = 8,
+) -> BitMap:
     offsets = layer_offsets_from_std(layer_std, layer_percentiles) if use_layer else {}
     if not use_image:
-        return BitAllocation(layer_offsets=offsets, tier_offsets=(0,), base=base)
+        return BitMap(base=base, weight_bits=weight_bits, skip_bits=skip_bits, layer_offsets=offsets)
     t_lo, t_hi = np.percentile(np.asarray(complexities, dtype=np.float64), image_percentiles)
-    return BitAllocation(
-        layer_offsets=offsets, tier_offsets=(-1, 0, 1), base=base, thresholds=(float(t_lo), float(t_hi))
+    return BitMap(
+        base=base,
+        weight_bits=weight_bits,
+        skip_bits=skip_bits,
+        layer_offsets=offsets,
+        tier_offsets=(-1, 0, 1),
+        thresholds=(float(t_lo), float(t_hi)),
     )
-
-
-ALLOCATORS = {"fixed": fixed, "adabm": adabm}

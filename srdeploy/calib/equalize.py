@@ -4,6 +4,8 @@ DAQ normalises every channel by its own statistics at run time; TensorRT activat
 per-tensor. The static form rescales channel c of a tensor by 1/t_c (dividing the producing
 convs' output rows) and multiplies the consuming convs' input columns by t_c: the float function
 is unchanged, and one per-tensor grid then covers every channel's DAQ range (mean +- k(b) sigma).
+The scales are plan data (QuantPlan.equalization), applied by apply_plan; the model and fp32.onnx
+stay as trained.
 
 Scales pass through ReLU/PReLU/LeakyRelu (positively homogeneous) and Add (both branches and the
 sum share t), so a group is a set of tensors joined by those ops; it can be equalized when every
@@ -17,22 +19,23 @@ breaks at zero-padded borders); one t per channel is shared by all sites of a gr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
-import torch
-from onnx import numpy_helper
 
 from srdeploy.calib.observers import SiteStats
 from srdeploy.calib.ranges import DAQ_SIGMA_CLIP
 from srdeploy.quant import sites
+from srdeploy.quant.plan import ChannelGroup
 
 PASS_THROUGH = ("Relu", "PRelu", "LeakyRelu", "Add")
 
 
 @dataclass(frozen=True)
 class Group:
+    """A set of tensors joined by pass-through ops, with the plain convs that produce and consume it."""
+
     tensors: tuple[str, ...]
     producers: tuple[str, ...]  # conv weight names whose output rows are divided by t
     consumers: tuple[str, ...]  # conv weight names whose input columns are multiplied by t
@@ -119,42 +122,24 @@ def channel_scales(
     return t.astype(np.float32)
 
 
-def apply_scales(module: torch.nn.Module, group: Group, t: np.ndarray) -> None:
-    params = dict(module.named_parameters())
-    tt = torch.from_numpy(t)
-    with torch.no_grad():
-        for w in group.producers:
-            params[w].div_(tt.view(-1, 1, 1, 1))
-            bias = params.get(w[: -len("weight")] + "bias")
-            if bias is not None:
-                bias.div_(tt)
-        for w in group.consumers:
-            params[w].mul_(tt.view(1, -1, 1, 1))
-        # PReLU slopes are per channel but scale-free: nothing to change.
-
-
-def equalize(
-    module: torch.nn.Module,
+def equalization_groups(
     model_proto: onnx.ModelProto,
     stats: Mapping[str, SiteStats],
     quantized: set[str],
     bits: Mapping[str, int],
     strength: float = 1.0,
-    masks: dict | None = None,
-) -> dict:
-    """Equalize every group that feeds a quantized conv; returns a report. Corrected biases kept
-    in ``masks`` (bias correction after pruning) are rescaled with their convs."""
+) -> tuple[tuple[ChannelGroup, ...], dict]:
+    """The plan's equalization: one ChannelGroup per group that feeds a quantized conv, and a report."""
     groups, skipped = find_groups(model_proto)
-    report = dict(groups=[], skipped=skipped)
+    out: list[ChannelGroup] = []
+    report: dict = dict(groups=[], skipped=skipped)
     for group in groups:
         if not set(group.consumers) & quantized:
             continue
-        t = channel_scales(group, {k: v for k, v in stats.items()}, bits, strength)
+        t = channel_scales(group, stats, bits, strength)
         if t is None:
             continue
-        apply_scales(module, group, t)
-        if masks:
-            rescale_masks(masks, group, t)
+        out.append(ChannelGroup(group.producers, group.consumers, t))
         report["groups"].append(
             dict(
                 producers=list(group.producers),
@@ -163,31 +148,4 @@ def equalize(
                 spread=float(t.max() / t.min()),
             )
         )
-    return report
-
-
-def refresh_initializers(model_proto: onnx.ModelProto, module: torch.nn.Module) -> int:
-    """Copy the module's current parameters into same-named initializers; returns how many."""
-    state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
-    n = 0
-    for i, init in enumerate(model_proto.graph.initializer):
-        if init.name in state:
-            value = state[init.name].astype(numpy_helper.to_array(init).dtype)
-            model_proto.graph.initializer[i].CopyFrom(numpy_helper.from_array(value, init.name))
-            n += 1
-    return n
-
-
-def rescale_masks(masks: dict, group: Group, t: np.ndarray) -> None:
-    """Re-fitted weights and biases kept in the plan's masks follow their convs' rescaling."""
-    for w in group.producers:
-        if w in masks:
-            m = masks[w]
-            masks[w] = replace(
-                m,
-                bias=None if m.bias is None else (m.bias / t).astype(np.float32),
-                weight=None if m.weight is None else (m.weight / t.reshape(-1, 1, 1, 1)).astype(np.float32),
-            )
-    for w in group.consumers:
-        if w in masks and masks[w].weight is not None:
-            masks[w] = replace(masks[w], weight=(masks[w].weight * t.reshape(1, -1, 1, 1)).astype(np.float32))
+    return tuple(out), report

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from srdeploy.calib.observers import SiteStats
-from srdeploy.quant.grid import fp16_representable, qrange
+from srdeploy.quant.grid import fake_quant_np, fp16_representable, qrange
+from srdeploy.quant.spec import fit_grid, spec_for_range
 
-GRIDS = ("symmetric", "unsigned_zero", "asymmetric")
 RangeFn = Callable[[SiteStats, int, str, Mapping[str, Any]], tuple[float, float]]
 
 # DAQ's Gaussian-optimal uniform step (in sigma) for a 2^b-level grid, and the clip it implies:
@@ -24,27 +24,9 @@ DAQ_GAUSSIAN_STEP = {2: 1.596, 3: 0.996, 4: 0.586, 5: 0.335, 6: 0.188, 7: 0.104,
 DAQ_SIGMA_CLIP = {b: (2 ** (b - 1) - 0.5) * s for b, s in DAQ_GAUSSIAN_STEP.items()}
 
 
-def fit_grid(lo: float, hi: float, grid: str) -> tuple[float, float]:
-    """Adjust an interval to the grid's constraints."""
-    if grid == "symmetric":
-        m = max(abs(lo), abs(hi))
-        return -m, m
-    if grid == "unsigned_zero":
-        return 0.0, max(hi, 0.0)
-    return min(lo, 0.0), max(hi, 0.0)
-
-
 def fake_quant_interval(x: np.ndarray, lo: float, hi: float, bits: int, grid: str) -> np.ndarray:
-    """Fake-quantize ``x`` on the grid fitted to [lo, hi] (vectorised, NumPy)."""
-    lo, hi = fit_grid(lo, hi, grid)
-    if grid == "symmetric":
-        qmin, qmax = qrange(bits, True)
-        s = float(fp16_representable(np.array(max(hi, 1e-12) / qmax)))
-        return np.clip(np.round(x / s), qmin, qmax) * s
-    qmin, qmax = qrange(bits, False)
-    s = float(fp16_representable(np.array(max(hi - lo, 1e-12) / qmax)))
-    z = float(np.clip(np.round(-lo / s), qmin, qmax))
-    return (np.clip(np.round(x / s) + z, qmin, qmax) - z) * s
+    """Fake-quantize ``x`` on the grid of kind ``grid`` fitted to [lo, hi] (the plan's own arithmetic)."""
+    return spec_for_range(*fit_grid(lo, hi, grid), bits, grid).fake_quant(x)
 
 
 def mse_search(
@@ -127,7 +109,7 @@ def weight_absmax(w: np.ndarray, bits: int, method: str) -> np.ndarray:
     for a in factors:
         m = np.maximum(top * a, 1e-12)
         s = fp16_representable(m / qmax)[:, None]
-        err = ((np.clip(np.round(flat / s), qmin, qmax) * s - flat) ** 2).mean(1)
+        err = ((fake_quant_np(flat, s, np.zeros_like(s), qmin, qmax) - flat) ** 2).mean(1)
         better = err < best_err
         best_err[better], best[better] = err[better], (top * a)[better]
     return best

@@ -1,6 +1,7 @@
-"""The model as deployed: loaded from a recipe, structurally pruned if asked, constants folded,
-possibly channel-equalized. Saved with every build (safetensors + JSON) so a build folder can be
-re-validated without re-running calibration."""
+"""The model in deploy form: loaded from a recipe, with BatchNorm, residual scaling and pixel-range constants
+folded into the convs (the function is unchanged: this is still the model as trained). Saved with every build
+(safetensors + JSON) so a build folder can be re-validated and re-emitted from its plan without the original
+checkpoint. Pruning, masks and equalization are plan data, applied by quant.apply.apply_plan."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from srdeploy.errors import BuildFolderError
+from srdeploy.fsutil import atomic_write_text
 from srdeploy.models.base import SRModel
 from srdeploy.models.loading import load_model, load_state_dict, save_checkpoint
 
@@ -28,7 +30,7 @@ def to_deploy_form(model: SRModel) -> SRModel:
     return model
 
 
-def save_deploy_model(model: SRModel, folder: Path, structure: dict[str, Any]) -> None:
+def save_deploy_model(model: SRModel, folder: Path) -> None:
     save_checkpoint(model.module, folder / "model.safetensors")
     doc = dict(
         arch=model.arch,
@@ -36,9 +38,8 @@ def save_deploy_model(model: SRModel, folder: Path, structure: dict[str, Any]) -
         scale=model.scale,
         hparams=dict(model.hparams),
         source=Path(model.source).name,
-        structure=structure,
     )
-    (folder / "model.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(folder / "model.json", json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
 def load_deploy_model(folder: Path) -> SRModel:
@@ -55,11 +56,6 @@ def load_deploy_model(folder: Path) -> SRModel:
     from srdeploy.models.registry import get_architecture
 
     module = get_architecture(meta["arch"]).build(**meta["hparams"])
-    structure = meta.get("structure", {})
-    if structure.get("pruned_channels"):
-        from srdeploy.sparsity.bn_filter import apply_channel_pruning
-
-        apply_channel_pruning(module, {k: list(v) for k, v in structure["pruned_channels"].items()})
     # Folding on the fresh module gives the deploy-form structure; the saved weights then fit it.
     module.fuse_for_deploy()
     sd = load_state_dict(weights)

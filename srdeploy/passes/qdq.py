@@ -1,13 +1,11 @@
 """Insert Q/DQ nodes for one profile and precision tier of a plan.
 
-Both profiles: quantized conv weights become integer initializers (same name as the PyTorch
-parameter) behind a per-channel DequantizeLinear (axis 0), masks applied; each activation site
-gets QuantizeLinear -> DequantizeLinear on the edge into its consumer, preceded by a Clip when
-the site's grid is narrower than its 8-bit container (sub-8-bit emulation).
-
-``trt``: conv inputs and residual skip inputs, int8 containers, zero points 0 (TensorRT rules).
-``ort``: conv inputs and outputs, uint8 activations; a ReLU between a quantized conv and its
-quantized consumer is dropped when the conv's output grid already clamps at zero.
+Quantized conv weights (already the deployed float values: passes/weights.py) become integer
+initializers (same name as the PyTorch parameter) behind a per-channel DequantizeLinear (axis 0);
+each activation site of the tier gets QuantizeLinear -> DequantizeLinear on the edge into its
+consumer, in the profile's integer container, preceded by a Clip when the site's grid is narrower
+than that container (sub-8-bit emulation). Which sites exist is the plan's business (calib/site_plan.py);
+a ReLU behind an output Q/DQ whose grid already clamps at zero is bypassed.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ import onnx_graphsurgeon as gs
 
 from srdeploy.errors import RewriteError
 from srdeploy.passes.base import PassResult
+from srdeploy.profiles import get_profile
 from srdeploy.quant import sites
 from srdeploy.quant.plan import QuantPlan
 from srdeploy.quant.spec import QuantSpec
@@ -29,13 +28,6 @@ from srdeploy.quant.spec import QuantSpec
 class QDQOptions:
     profile: str
     tier: int
-    int4_weights: bool = False  # ort: weights of <= 4 bits stored as INT4 (opset 21)
-
-
-def activation_container(spec: QuantSpec, profile: str) -> type:
-    if profile == "trt" or spec.signed:
-        return np.int8
-    return np.uint8
 
 
 def needs_clip(spec: QuantSpec, container: type) -> bool:
@@ -133,23 +125,14 @@ def quantize_weights(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, result:
             result.skip(layer.weight, "already quantized")
             continue
         values = np.asarray(w.values, dtype=np.float32)
-        mask = plan.masks.get(layer.weight)
-        if mask is not None:
-            values = mask.pruned(values)
-            result.note("masked_weight")
-            if mask.bias is not None and len(node.inputs) > 2 and isinstance(node.inputs[2], gs.Constant):
-                node.inputs[2].values = np.asarray(mask.bias, dtype=np.float32)
-                result.note("corrected_bias")
         if not layer.quantized:
-            if mask is not None:
-                w.values = values.astype(np.float32)
             result.skip(layer.weight, layer.reason)
             continue
         spec = plan.weights[layer.weight]
-        # int8 here; weights of <= 4 bits are repacked as INT4 after export when asked (see int4.py).
+        # int8 here; weights of <= 4 bits are repacked as INT4 after export when the emission asks (int4.py).
         qt = _const(layer.weight, spec.quantize(values).astype(np.int8))
         zp = _const(f"{layer.weight}.zero_point", np.zeros(spec.scale.shape, np.int8))
-        result.note("int4_weight" if opts.int4_weights and spec.bits <= 4 else "int8_weight")
+        result.note(f"int{spec.bits}_weight")
         scale = _const(f"{layer.weight}.scale", spec.scale.astype(np.float32))
         dq_out = gs.Variable(f"{layer.weight}.dequantized", dtype=np.float32, shape=list(values.shape))
         dq = gs.Node(
@@ -166,6 +149,7 @@ def quantize_weights(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, result:
 
 def insert_activation_qdq(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, result: PassResult) -> None:
     specs: Mapping[str, QuantSpec] = plan.tier(opts.tier).sites(opts.profile)
+    container_of = get_profile(opts.profile).activation_container
     convs = _conv_nodes(graph)
     b = _Builder(graph, result)
     adds = {n.name[: -len(":Add")]: n for n in graph.nodes if n.op == "Add" and n.name.endswith(":Add")}
@@ -179,7 +163,7 @@ def insert_activation_qdq(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, re
     for site_name in sorted(specs):
         spec = specs[site_name]
         key, kind = sites.parse(site_name)
-        container = activation_container(spec, opts.profile)
+        container = container_of(spec)
         label = site_name.replace("@", ".")
         if kind == sites.OUTPUT and f"{label}:DequantizeLinear" in done:
             result.skip(site_name, "already quantized")
@@ -280,8 +264,7 @@ def _drop_redundant_relu(graph: gs.Graph, dq: gs.Variable, spec: QuantSpec, resu
 
 
 def insert_qdq(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions) -> PassResult:
-    if opts.profile not in ("trt", "ort"):
-        raise RewriteError(f"unknown profile '{opts.profile}'", "use trt or ort")
+    get_profile(opts.profile)  # unknown profiles fail here, with the known ones listed
     result = PassResult(f"insert_qdq[{opts.profile}, tier {opts.tier}]")
     quantize_weights(graph, plan, opts, result)
     insert_activation_qdq(graph, plan, opts, result)

@@ -1,4 +1,5 @@
-"""Plan + fp32 ONNX -> deployable QDQ ONNX for one profile and tier: the chain of passes."""
+"""Plan + base fp32 ONNX + deployed float parameters -> the QDQ ONNX of one profile and tier: the passes in
+order (set_float_weights, insert_qdq, float dtype, opset, INT4 packing, metadata), each reporting what it did."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
@@ -15,33 +17,52 @@ from srdeploy.passes.base import PassResult
 from srdeploy.passes.fp16 import to_fp16
 from srdeploy.passes.int4 import pack_int4_weights, set_opset
 from srdeploy.passes.qdq import QDQOptions, insert_qdq
+from srdeploy.passes.weights import set_float_weights
+from srdeploy.quant import sites
 from srdeploy.quant.plan import QuantPlan
+from srdeploy.sparsity.nm import satisfies
 
 
 def rewrite(
-    fp32: onnx.ModelProto,
+    base: onnx.ModelProto,
     plan: QuantPlan,
     profile: str,
     tier: int,
-    opset: int = 19,
-    int4_weights: bool = False,
+    params: Mapping[str, np.ndarray],
     metadata: Mapping[str, Any] | None = None,
     fp16: bool | None = None,
 ) -> tuple[onnx.ModelProto, list[PassResult]]:
-    """``fp16`` defaults to True for trt (TensorRT 11 runs float regions in the ONNX dtype);
-    False keeps an fp32 trt graph, used by tests to check the Q/DQ placement exactly."""
-    graph = gs.import_onnx(fp32)
-    results = [insert_qdq(graph, plan, QDQOptions(profile=profile, tier=tier, int4_weights=int4_weights))]
-    if profile == "trt" if fp16 is None else fp16:
+    """``params``: deployed float parameters (quant.apply.deployed_weights). ``fp16`` overrides the plan's
+    emission float dtype (tests check the Q/DQ placement exactly on an fp32 graph)."""
+    emission = plan.emission.get(profile)
+    if emission is None:
+        raise RewriteError(f"the plan has no emission settings for profile '{profile}'", f"profiles: {plan.profiles}")
+    graph = gs.import_onnx(base)
+    results = [set_float_weights(graph, params), insert_qdq(graph, plan, QDQOptions(profile=profile, tier=tier))]
+    if emission.float_dtype == "float16" if fp16 is None else fp16:
         results.append(to_fp16(graph))
     model = gs.export_onnx(graph, do_type_check=False)
-    model.ir_version = fp32.ir_version
-    model.producer_name, model.producer_version = fp32.producer_name, fp32.producer_version
-    set_opset(model, opset)
-    if int4_weights:
+    model.ir_version = base.ir_version
+    model.producer_name, model.producer_version = base.producer_name, base.producer_version
+    set_opset(model, emission.opset)
+    if emission.int4_weights:
         results.append(pack_int4_weights(model, plan))
-    from srdeploy.sparsity.nm import satisfies
+    _set_metadata(model, plan, profile, tier, graph, metadata)
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise RewriteError(f"the {profile} graph fails onnx.checker: {str(exc)[:300]}", "report this as a bug") from exc
+    return model, results
 
+
+def _set_metadata(
+    model: onnx.ModelProto,
+    plan: QuantPlan,
+    profile: str,
+    tier: int,
+    graph: gs.Graph,
+    metadata: Mapping[str, Any] | None,
+) -> None:
     # 1:4 and other sparser patterns satisfy 2:4 too; TensorRT can run all of them sparse.
     sparse = sorted(k for k, m in plan.masks.items() if m.m % 4 == 0 and satisfies(m.keep, 2, 4))
     props = {
@@ -57,15 +78,10 @@ def rewrite(
     del model.metadata_props[:]
     for k in sorted(props):
         model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=props[k]))
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
-        raise RewriteError(f"the {profile} graph fails onnx.checker: {str(exc)[:300]}", "report this as a bug") from exc
-    return model, results
 
 
 def plan_digest(plan: QuantPlan) -> str:
-    from srdeploy.quant.plan import plan_to_json
+    from srdeploy.quant.plan_io import plan_to_json
 
     doc, arrays = plan_to_json(plan)
     h = hashlib.sha256(json.dumps(doc, sort_keys=True).encode())
@@ -77,8 +93,6 @@ def plan_digest(plan: QuantPlan) -> str:
 
 def float_residual_adds(graph: gs.Graph, plan: QuantPlan, tier: int, profile: str) -> list[str]:
     """Residual Add nodes whose skip input the plan does not quantize."""
-    from srdeploy.quant import sites
-
     quantized = {sites.parse(s)[0] for s in plan.tier(tier).sites(profile) if s.endswith("@skip")}
     return sorted(
         n.name

@@ -1,20 +1,17 @@
-"""DAQ as published, in simulation only: per image and per channel, normalise by the channel's
-own mean/std and quantize on DAQ's Gaussian-optimal uniform grid (mid-rise, +-(2^(b-1)-1/2)
-steps; ReLU outputs: statistics of the positive entries, levels 0..2^b-1). Not deployable on
-TensorRT/ONNX Runtime (needs per-image, per-channel scales); used to measure what the static,
-equalized form costs."""
+"""DAQ as published, in simulation only: per image and per channel, normalise by the channel's own mean/std
+and quantize on DAQ's Gaussian-optimal uniform grid (mid-rise, +-(2^(b-1)-1/2) steps; ReLU outputs:
+statistics of the positive entries, levels 0..2^b-1). Not deployable on TensorRT/ONNX Runtime (needs
+per-image, per-channel scales); used to measure what the static, equalized form costs."""
 
 from __future__ import annotations
-
-import copy
 
 import torch
 from torch import nn
 
 from srdeploy.calib.ranges import DAQ_GAUSSIAN_STEP
 from srdeploy.models.base import SRModel
+from srdeploy.quant.apply import apply_plan
 from srdeploy.quant.plan import QuantPlan
-from srdeploy.quant.simulate import apply_weights
 
 
 def daq_fake_quant(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -35,10 +32,9 @@ def daq_fake_quant(x: torch.Tensor, bits: int) -> torch.Tensor:
 
 
 def simulate_daq_dynamic(model: SRModel, plan: QuantPlan, bits: int) -> nn.Module:
-    """The model with the plan's weights (quantized, masked) and dynamic DAQ activations on
-    every quantized body conv input."""
-    sim = copy.deepcopy(model.module).eval()
-    apply_weights(sim, plan, quantize=True)
+    """The model with the plan's weights (as deployed, quantized) and dynamic DAQ activations on every
+    quantized body conv input (per-channel dynamic statistics make the equalization irrelevant to them)."""
+    sim = apply_plan(model.module, plan, quantize_weights=True)
     named = dict(sim.named_modules())
     for layer in plan.quantized_layers():
         if layer.role == "body":

@@ -1,28 +1,40 @@
-"""QuantPlan: everything a build decided, as plain data (JSON + .npz), diffable and reloadable.
+"""QuantPlan: every decision a build makes, as typed plain data (saved as JSON + .npz by quant/plan_io.py).
 
-For each conv (keyed by weight name): role, whether and why it is quantized, its weight spec and
-N:M mask; per precision tier and per backend profile, the activation spec of every site; the
-selector that routes an image or tile to a tier.
+The plan plus the model as trained reproduce every emitted graph without calibrating again
+(``srdeploy emit``). Parts, in the order :func:`srdeploy.quant.apply.apply_plan` applies them:
+
+- ``structure``: removed channels (filter pruning), with constants folded into the consumers' biases;
+- ``masks``: N:M keep-masks, with re-fitted weights and biases (re-fit or bias correction) when any;
+- ``equalization``: per-channel scales folded into producer and consumer convs (DAQ's static form);
+- ``weights``: the weight grid of every quantized conv (per output channel, symmetric);
+- ``bits`` + ``ranges`` -> ``tiers``: activation bit-widths per layer and tier (AdaBM's maps), the real
+  interval each activation site was calibrated to, and the resulting grids per tier and profile;
+- ``emission``: per-profile emission settings (opset, float dtype, INT4 weight packing).
+Keys: a conv by its weight's parameter name, an activation site by ``quant.sites`` names.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from srdeploy.errors import PlanError
-from srdeploy.fsutil import atomic_write_bytes
+from srdeploy.quant.grid import MAX_BITS, MIN_BITS
 from srdeploy.quant.spec import QuantSpec
 
-PLAN_VERSION = 1
-PROFILES = ("trt", "ort")
+PLAN_VERSION = 2
+SELECTOR_STATISTIC = "sobel_mean_x1000"  # calib/complexity.py and runtime/routing.py compute it
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    arch: str
+    name: str
+    scale: int
+    hparams: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -41,19 +53,101 @@ class LayerInfo:
 
 @dataclass(frozen=True, eq=False)
 class NMMask:
-    """Keep-mask of a conv weight (True = kept), at most ``n`` of every ``m`` input channels
-    (sparsity/nm.py). ``bias``: the conv's bias re-fitted after masking (bias correction or re-fit),
-    if any; ``weight``: the kept weights re-fitted after pruning (zeros where pruned), if any."""
+    """Keep-mask of a conv weight (True = kept), at most ``n`` of every ``m`` input channels (sparsity/nm.py).
+    ``weight`` / ``bias``: the re-fitted kept weights (zeros where pruned) and the conv's re-fitted or
+    corrected bias, if any; ``fit`` says which method produced them (magnitude | refit | bias_correction)."""
 
     n: int
     m: int
     keep: np.ndarray
-    bias: np.ndarray | None = None
     weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    fit: str = "magnitude"
 
     def pruned(self, w: np.ndarray) -> np.ndarray:
         """The conv weight every execution uses: the re-fitted one, else ``w`` with the mask applied."""
         return w * self.keep if self.weight is None else np.asarray(self.weight, dtype=np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelGroup:
+    """Channel equalization of one group of tensors joined by ReLU-like ops and Adds: channel c is divided
+    by ``scale[c]`` at every producer conv (output rows and bias) and multiplied back at every consumer conv
+    (input columns). The float function is unchanged."""
+
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+    scale: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelPruning:
+    """Filter pruning of one channel group: output channels of ``producers`` (and the 1-D ``per_channel``
+    parameters, e.g. a PReLU between them) outside ``keep`` are removed, and so are the matching input
+    channels of ``consumers``. ``constants``: the value each removed channel would have carried (one per
+    removed channel, in channel order), folded into the consumers' biases; None when removed channels are 0."""
+
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+    keep: tuple[int, ...]
+    channels: int
+    constants: np.ndarray | None = None
+    per_channel: tuple[str, ...] = ()
+
+    @property
+    def removed(self) -> tuple[int, ...]:
+        kept = set(self.keep)
+        return tuple(i for i in range(self.channels) if i not in kept)
+
+
+@dataclass(frozen=True)
+class BitMap:
+    """Activation bits per layer and tier: base + tier offset + layer offset (AdaBM's image- and layer-to-bit
+    maps), clamped to [2, 8]. Residual skips at ``skip_bits``, non-body convs and conv outputs at 8 bit.
+    ``thresholds`` route an image or tile to a tier by ``statistic`` (len = tiers - 1, ascending)."""
+
+    base: int = 8
+    weight_bits: int = 8
+    skip_bits: int = 8
+    layer_offsets: Mapping[str, int] = field(default_factory=dict)
+    tier_offsets: tuple[int, ...] = (0,)
+    thresholds: tuple[float, ...] = ()
+    statistic: str = SELECTOR_STATISTIC
+
+    def bits(self, weight: str, tier: int) -> int:
+        b = self.base + self.tier_offsets[tier] + self.layer_offsets.get(weight, 0)
+        return int(min(MAX_BITS, max(MIN_BITS, b)))
+
+    @property
+    def adaptive(self) -> bool:
+        return len(self.tier_offsets) > 1
+
+    @property
+    def default_tier(self) -> int:
+        return self.tier_offsets.index(0) if 0 in self.tier_offsets else 0
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Routes an LR image/tile to a tier: value < thresholds[0] -> tiers[0], ..., >= thresholds[-1] -> tiers[-1]."""
+
+    statistic: str
+    thresholds: tuple[float, ...]
+    tiers: tuple[int, ...]
+
+    def route(self, value: float) -> int:
+        return self.tiers[int(np.searchsorted(np.asarray(self.thresholds), value, side="right"))]
+
+
+@dataclass(frozen=True)
+class ActRange:
+    """The real interval an activation site was calibrated to, and what its grid kind depends on.
+    ``reuse``: the site whose grid this one takes over (ORT conv outputs feeding one quantized conv)."""
+
+    lo: float
+    hi: float
+    nonnegative: bool = False
+    reuse: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,29 +163,39 @@ class Tier:
 
 
 @dataclass(frozen=True)
-class Selector:
-    """Routes an LR image/tile to a tier by a complexity statistic (AdaBM's image-to-bit map).
+class Emission:
+    """How one profile's graphs are written: ONNX opset, float dtype of unquantized regions, INT4 weights."""
 
-    ``thresholds`` ascending; value < thresholds[0] -> tiers[0], ... , >= thresholds[-1] -> tiers[-1].
-    """
+    opset: int = 19
+    float_dtype: str = "float32"
+    int4_weights: bool = False
 
-    statistic: str
-    thresholds: tuple[float, ...]
-    tiers: tuple[int, ...]
 
-    def route(self, value: float) -> int:
-        return self.tiers[int(np.searchsorted(np.asarray(self.thresholds), value, side="right"))]
+@dataclass(frozen=True)
+class Provenance:
+    """Where the plan came from (descriptive: nothing is computed from it)."""
+
+    recipe: str = ""
+    recipe_digest: str = ""
+    method: str = ""
+    weight_method: str = ""
+    calibration_patches: int = 0
+    refinement: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class QuantPlan:
-    model: Mapping[str, Any]
+    model: ModelRef
     layers: tuple[LayerInfo, ...]
-    weights: Mapping[str, QuantSpec]
-    tiers: tuple[Tier, ...]
+    structure: tuple[ChannelPruning, ...] = ()
     masks: Mapping[str, NMMask] = field(default_factory=dict)
-    selector: Selector | None = None
-    meta: Mapping[str, Any] = field(default_factory=dict)
+    equalization: tuple[ChannelGroup, ...] = ()
+    weights: Mapping[str, QuantSpec] = field(default_factory=dict)
+    bits: BitMap = field(default_factory=BitMap)
+    ranges: Mapping[str, Mapping[str, ActRange]] = field(default_factory=dict)  # profile -> site -> range
+    tiers: tuple[Tier, ...] = ()
+    emission: Mapping[str, Emission] = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=Provenance)
     version: int = PLAN_VERSION
 
     def layer(self, weight: str) -> LayerInfo:
@@ -111,167 +215,14 @@ class QuantPlan:
 
     @property
     def default_tier(self) -> int:
-        return int(self.meta.get("default_tier", self.tiers[0].index))
+        return self.bits.default_tier
 
-    def with_meta(self, **kw: Any) -> QuantPlan:
-        return replace(self, meta={**self.meta, **kw})
+    @property
+    def profiles(self) -> tuple[str, ...]:
+        return tuple(sorted(self.emission))
 
-
-# --------------------------------------------------------------------------- serialisation
-
-
-def _spec_to_json(spec: QuantSpec, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    arrays[f"{key}/scale"] = np.asarray(spec.scale, dtype=np.float32)
-    arrays[f"{key}/zero_point"] = np.asarray(spec.zero_point, dtype=np.int32)
-    out: dict[str, Any] = dict(
-        bits=spec.bits, signed=spec.signed, narrow=spec.narrow, axis=spec.axis, lo=spec.lo, hi=spec.hi, array=key
-    )
-    if spec.axis is None:
-        out.update(scale=float(spec.scale), zero_point=int(spec.zero_point))
-    return out
-
-
-def _spec_from_json(d: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> QuantSpec:
-    key = d["array"]
-    return QuantSpec(
-        bits=int(d["bits"]),
-        signed=bool(d["signed"]),
-        scale=np.asarray(arrays[f"{key}/scale"], dtype=np.float32),
-        zero_point=np.asarray(arrays[f"{key}/zero_point"], dtype=np.int32),
-        axis=d["axis"],
-        lo=float(d["lo"]),
-        hi=float(d["hi"]),
-        narrow=bool(d.get("narrow", False)),
-    )
-
-
-def plan_to_json(plan: QuantPlan) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    arrays: dict[str, np.ndarray] = {}
-    doc: dict[str, Any] = dict(
-        version=plan.version,
-        model=dict(plan.model),
-        meta=dict(plan.meta),
-        layers=[
-            dict(
-                weight=x.weight,
-                module=x.module,
-                role=x.role,
-                quantized=x.quantized,
-                reason=x.reason,
-                in_channels=x.in_channels,
-                out_channels=x.out_channels,
-                kernel=list(x.kernel),
-                groups=x.groups,
-                macs_per_lr_pixel=x.macs_per_lr_pixel,
-            )
-            for x in plan.layers
-        ],
-        weights={k: _spec_to_json(plan.weights[k], f"w/{k}", arrays) for k in sorted(plan.weights)},
-        masks={},
-        tiers=[],
-        selector=None,
-    )
-    for k in sorted(plan.masks):
-        mask = plan.masks[k]
-        arrays[f"mask/{k}"] = np.packbits(mask.keep.astype(bool).ravel())
-        doc["masks"][k] = dict(
-            n=mask.n,
-            m=mask.m,
-            shape=list(mask.keep.shape),
-            array=f"mask/{k}",
-            density=float(mask.keep.mean()),
-            bias=None,
-        )
-        if mask.bias is not None:
-            arrays[f"mask_bias/{k}"] = np.asarray(mask.bias, dtype=np.float32)
-            doc["masks"][k]["bias"] = f"mask_bias/{k}"
-        doc["masks"][k]["weight"] = None
-        if mask.weight is not None:
-            arrays[f"mask_weight/{k}"] = np.asarray(mask.weight, dtype=np.float32)
-            doc["masks"][k]["weight"] = f"mask_weight/{k}"
-    for t in plan.tiers:
-        acts = {
-            p: {s: _spec_to_json(t.activations[p][s], f"a/{t.index}/{p}/{s}", arrays) for s in sorted(t.activations[p])}
-            for p in sorted(t.activations)
-        }
-        doc["tiers"].append(dict(index=t.index, name=t.name, activations=acts))
-    if plan.selector is not None:
-        doc["selector"] = dict(
-            statistic=plan.selector.statistic,
-            thresholds=list(plan.selector.thresholds),
-            tiers=list(plan.selector.tiers),
-        )
-    return doc, arrays
-
-
-def plan_from_json(doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> QuantPlan:
-    if doc.get("version") != PLAN_VERSION:
-        raise PlanError(
-            f"plan version {doc.get('version')} is not supported (this srdeploy reads version {PLAN_VERSION})",
-            "rebuild with this srdeploy version",
-        )
-    layers = tuple(LayerInfo(**{**x, "kernel": tuple(x["kernel"])}) for x in doc["layers"])
-    weights = {k: _spec_from_json(v, arrays) for k, v in doc["weights"].items()}
-    masks = {}
-    for k, v in doc["masks"].items():
-        shape = tuple(v["shape"])
-        bits = np.unpackbits(np.asarray(arrays[v["array"]]))[: int(np.prod(shape))]
-        bias = np.asarray(arrays[v["bias"]], dtype=np.float32) if v.get("bias") else None
-        weight = np.asarray(arrays[v["weight"]], dtype=np.float32) if v.get("weight") else None
-        masks[k] = NMMask(n=int(v["n"]), m=int(v["m"]), keep=bits.reshape(shape).astype(bool), bias=bias, weight=weight)
-    tiers = tuple(
-        Tier(
-            index=int(t["index"]),
-            name=t["name"],
-            activations={
-                p: {s: _spec_from_json(d, arrays) for s, d in sites.items()} for p, sites in t["activations"].items()
-            },
-        )
-        for t in doc["tiers"]
-    )
-    sel = doc.get("selector")
-    selector = (
-        Selector(statistic=sel["statistic"], thresholds=tuple(sel["thresholds"]), tiers=tuple(sel["tiers"]))
-        if sel
-        else None
-    )
-    return QuantPlan(
-        model=doc["model"],
-        layers=layers,
-        weights=weights,
-        tiers=tiers,
-        masks=masks,
-        selector=selector,
-        meta=doc.get("meta", {}),
-        version=int(doc["version"]),
-    )
-
-
-def save_plan(plan: QuantPlan, path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Write ``plan.json`` and ``plan.npz`` beside it (deterministic bytes, atomic)."""
-    path = Path(path)
-    doc, arrays = plan_to_json(plan)
-    npz_path = path.with_suffix(".npz")
-    doc["arrays"] = npz_path.name
-    text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
-    buf = io.BytesIO()
-    # np.savez writes zip entries with a fixed timestamp, so equal arrays give equal bytes.
-    np.savez_compressed(buf, **{k: arrays[k] for k in sorted(arrays)})
-    atomic_write_bytes(path, text.encode())
-    atomic_write_bytes(npz_path, buf.getvalue())
-    return path, npz_path
-
-
-def load_plan(path: str | os.PathLike[str]) -> QuantPlan:
-    path = Path(path)
-    if not path.is_file():
-        raise PlanError(f"plan not found: {path}", "point to the plan.json of a build folder")
-    try:
-        doc = json.loads(path.read_text())
-        with np.load(path.with_name(doc.get("arrays", path.with_suffix(".npz").name))) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError) as exc:
-        raise PlanError(
-            f"cannot read plan {path}: {exc}", "the plan.json / plan.npz pair is incomplete or corrupt"
-        ) from exc
-    return plan_from_json(doc, arrays)
+    @property
+    def selector(self) -> Selector | None:
+        if not self.bits.adaptive:
+            return None
+        return Selector(self.bits.statistic, tuple(self.bits.thresholds), tuple(range(len(self.bits.tier_offsets))))

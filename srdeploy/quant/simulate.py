@@ -1,48 +1,24 @@
-"""Simulation: the PyTorch model with a plan applied as fake quantization and N:M masks.
+"""Simulation: the PyTorch model with a plan applied (apply_plan) plus activation fake quantization.
 
-This is the ground truth the ONNX rewrites must reproduce (to rounding) for a given profile
-and precision tier.
+This is the ground truth the emitted graphs must reproduce (to rounding) for a given profile and tier.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 
-import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from srdeploy.errors import PlanError
 from srdeploy.models.base import SRModel
 from srdeploy.quant import sites
+from srdeploy.quant.apply import apply_plan
 from srdeploy.quant.plan import QuantPlan
 from srdeploy.quant.spec import QuantSpec
 
 
-def apply_weights(module: nn.Module, plan: QuantPlan, quantize: bool = True) -> None:
-    """Replace conv weights in place by their masked, fake-quantized values."""
-    named = dict(module.named_modules())
-    with torch.no_grad():
-        for layer in plan.layers:
-            conv = named.get(layer.module)
-            if conv is None:
-                raise PlanError(f"plan layer '{layer.module}' is not in the model", "rebuild the plan for this model")
-            w = conv.weight
-            if layer.weight in plan.masks:
-                mask = plan.masks[layer.weight]
-                if mask.keep.shape != tuple(w.shape):
-                    raise PlanError(
-                        f"mask for {layer.weight} has shape {tuple(mask.keep.shape)}, weight {tuple(w.shape)}",
-                        "the plan does not match this model",
-                    )
-                w.copy_(torch.from_numpy(mask.pruned(w.detach().cpu().numpy())))
-                if mask.bias is not None and conv.bias is not None:
-                    conv.bias.copy_(torch.from_numpy(mask.bias))
-            if quantize and layer.quantized and layer.weight in plan.weights:
-                w.copy_(plan.weights[layer.weight].fake_quant_torch(w))
-
-
-def attach_activation_quantizers(module: nn.Module, specs: Mapping[str, QuantSpec]) -> list:
+def attach_activation_quantizers(module: nn.Module, specs: Mapping[str, QuantSpec]) -> list[RemovableHandle]:
     """Register hooks that fake-quantize each site; returns the hook handles."""
     named = dict(module.named_modules())
     handles = []
@@ -71,8 +47,7 @@ def simulate(
 ) -> nn.Module:
     """A copy of the model that computes what the deployed ``profile`` graph of ``tier`` computes."""
     module = model.module if isinstance(model, SRModel) else model
-    sim = copy.deepcopy(module).eval()
-    apply_weights(sim, plan, quantize=weights)
+    sim = apply_plan(module, plan, quantize_weights=weights)
     if activations:
         t = plan.tier(plan.default_tier if tier is None else tier)
         attach_activation_quantizers(sim, t.sites(profile))

@@ -1,12 +1,17 @@
-"""QuantSpec: how one tensor is quantized (bits, grid, scale(s), zero point(s), granularity)."""
+"""QuantSpec: how one tensor is quantized (bits, grid, scale(s), zero point(s), granularity), and the
+three activation grid kinds a range is fitted to:
+
+- ``symmetric``: signed, zero point 0 (TensorRT activations at 8 bit, every weight);
+- ``unsigned_zero``: q >= 0 with zero point 0, for non-negative tensors (fits a signed int8 container);
+- ``asymmetric``: unsigned with a zero point (ONNX Runtime's uint8 activations).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from srdeploy.quant.grid import (
     broadcast_shape,
@@ -17,6 +22,9 @@ from srdeploy.quant.grid import (
     symmetric_scale,
     unsigned_scale_zero_point,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +79,8 @@ class QuantSpec:
         return fake_quant_np(x, s, z, self.qmin, self.qmax)
 
     def fake_quant_torch(self, x: torch.Tensor) -> torch.Tensor:
+        import torch
+
         s, z = self._shaped(x.dim())
         return fake_quant_torch(
             x,
@@ -105,6 +115,32 @@ class QuantSpec:
         if self.axis is None:
             out.update(scale=float(self.scale), zero_point=int(self.zero_point), lo=self.lo, hi=self.hi)
         return out
+
+
+GRIDS = ("symmetric", "unsigned_zero", "asymmetric")
+
+
+def fit_grid(lo: float, hi: float, grid: str) -> tuple[float, float]:
+    """Adjust an interval to a grid kind's constraints."""
+    if grid == "symmetric":
+        m = max(abs(lo), abs(hi))
+        return -m, m
+    if grid == "unsigned_zero":
+        return 0.0, max(hi, 0.0)
+    if grid == "asymmetric":
+        return min(lo, 0.0), max(hi, 0.0)
+    raise ValueError(f"unknown grid kind {grid!r}; expected one of {GRIDS}")
+
+
+def spec_for_range(lo: float, hi: float, bits: int, grid: str) -> QuantSpec:
+    """The per-tensor grid of kind ``grid`` fitted to the real interval [lo, hi]."""
+    if grid == "symmetric":
+        return symmetric_spec(max(abs(lo), abs(hi)), bits, lo=lo, hi=hi)
+    if grid == "unsigned_zero":
+        return unsigned_spec(0.0, hi, bits)
+    if grid == "asymmetric":
+        return unsigned_spec(lo, hi, bits)
+    raise ValueError(f"unknown grid kind {grid!r}; expected one of {GRIDS}")
 
 
 def symmetric_spec(

@@ -113,6 +113,8 @@ class Upscaler:
         self.forced_tier = _parse_tier(tier, self.models)
         chosen = resolve_providers(providers, profile)
         self.sessions = {k: Session(t.path, threads, chosen) for k, t in sorted(self.models.tiers.items())}
+        for session in self.sessions.values():
+            session.activate()  # load every tier now: a broken file fails here, not on the first image
         first = self.sessions[min(self.sessions)]
         self.scale: int = self.models.scale or first.probe_scale()
         self.providers: list[str] = first.providers

@@ -1,13 +1,9 @@
-"""The two entry points the pipeline calls, and the bias-update helper.
+"""The two entry points the sparsity step of a build calls (stages/sparsity.py):
 
-    model, structure = prune_structure(model, cfg)       # before to_deploy_form (BN not yet folded)
-    model = to_deploy_form(model)
-    layers = layer_infos(model, conv_order(model.module), quantize_roles)
-    masks, report = choose_masks(model, layers, patches, cfg, seed)
-    apply_bias_updates(model, report)                     # before export_onnx: biases live in fp32.onnx
+    structure, report = choose_structure(model_as_loaded, cfg)   # BatchNorm statistics decide (bn_filter)
+    masks, report = choose_masks(deploy_form_model, layers, patches, cfg, seed)
 
-``choose_masks`` never modifies ``model``; accepted bias corrections come back as plain lists in
-``report["bias_updates"]`` (bias parameter name -> values), applied by ``apply_bias_updates``.
+Neither modifies its model: the results are plan data (QuantPlan.structure, QuantPlan.masks).
 """
 
 from __future__ import annotations
@@ -18,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from srdeploy.models.base import SRModel
-from srdeploy.quant.plan import LayerInfo, NMMask
+from srdeploy.quant.apply import with_masks
+from srdeploy.quant.plan import ChannelPruning, LayerInfo, NMMask
+from srdeploy.recipe import SparsitySection
 from srdeploy.sparsity import bias_correction
-from srdeploy.sparsity.common import budget_layers, layer_row, masked_copy, mse, pick_patches, psnr_db, run
-from srdeploy.sparsity.config import SparsityConfig
+from srdeploy.sparsity.common import SENSITIVITY_BATCH, budget_layers, layer_row, mse, pick_patches, psnr_db, run
 from srdeploy.sparsity.eligibility import model_eligibility
 from srdeploy.sparsity.policies import POLICIES
 
@@ -55,9 +52,10 @@ def _split(patches: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.n
 
 
 def choose_masks(
-    model: SRModel, layers: tuple[LayerInfo, ...], patches: np.ndarray, cfg: SparsityConfig, seed: int
+    model: SRModel, layers: tuple[LayerInfo, ...], patches: np.ndarray, cfg: SparsitySection, seed: int
 ) -> tuple[dict[str, NMMask], dict[str, Any]]:
-    """N:M masks of ``cfg.policy`` for the deploy-form ``model`` and a JSON-ready report."""
+    """N:M masks of ``cfg.policy`` for the deploy-form ``model`` (re-fitted or bias-corrected when asked: the
+    fitted weights and biases travel inside the masks) and a JSON-ready report. ``model`` is not modified."""
     policy = POLICIES[cfg.policy]
     if policy.masks is None:
         masks: dict[str, NMMask] = {}
@@ -65,50 +63,49 @@ def choose_masks(
         report: dict[str, Any] = dict(policy=cfg.policy, layers=[layer_row(x, None, reason) for x in layers])
     else:
         masks, report = policy.masks(model, layers, np.asarray(patches), cfg, seed)
-    report["config"] = cfg.to_dict()
+    report["config"] = cfg.model_dump(mode="json")
     report["macs_unit"] = "MACs per LR (input) pixel; masked convs at their density"
     report["macs"] = _mac_summary(layers, masks, cfg.include_roles)
-    report["bias_updates"] = {}
-    if masks and cfg.refit:
-        from srdeploy.sparsity.refit import refit
-
-        masks, rows = refit(model, masks, [x.weight for x in layers], np.asarray(patches), batch=cfg.batch_size)
-        report["refit"] = rows
-        report["bias_correction"] = dict(applied=False, reason="superseded by the least-squares re-fit (refit)")
-    elif masks and cfg.bias_correction:
-        fit, held = _split(np.asarray(patches), cfg.sensitivity_patches, seed)
-        updates, bc = bias_correction.correct(model.module, masks, fit, held, cfg.batch_size)
-        report["bias_correction"] = bc
-        report["bias_updates"] = {k: [float(v) for v in a] for k, a in sorted(updates.items())}
-    else:
-        report["bias_correction"] = dict(
-            applied=False, reason="disabled (sparsity.bias_correction)" if masks else "no masks"
-        )
-    # measured on the masks returned (a policy's own measurement is redone when the re-fit changed them)
+    masks, report["bias_correction"], refit_rows = _fit_kept_weights(model, layers, masks, patches, cfg, seed)
+    if refit_rows is not None:
+        report["refit"] = refit_rows
     if masks and (cfg.refit or "measured_mse" not in report):
+        # measured on the masks returned (a policy's own measurement is redone when the re-fit changed them)
         sub = pick_patches(patches, cfg.sensitivity_patches, seed)
-        err = mse(run(masked_copy(model.module, masks), sub, cfg.batch_size), run(model.module, sub, cfg.batch_size))
+        dense = run(model.module, sub, SENSITIVITY_BATCH)
+        err = mse(run(with_masks(model.module, masks), sub, SENSITIVITY_BATCH), dense)
         report.update(measured_mse=err, measured_psnr_vs_dense_db=psnr_db(err), patches=len(sub))
     report["eligibility"] = model_eligibility(layers, masks, cfg.include_roles)
     return masks, report
 
 
-def apply_bias_updates(model: SRModel, report_or_updates: Mapping[str, Any]) -> SRModel:
-    """Write accepted bias corrections into ``model.module`` (in place); accepts the report or the
-    ``bias_updates`` mapping itself. Returns ``model``."""
-    updates = report_or_updates.get("bias_updates", report_or_updates)
-    if updates:
-        bias_correction.with_biases(model.module, updates)
-    return model
+def _fit_kept_weights(
+    model: SRModel,
+    layers: Sequence[LayerInfo],
+    masks: dict[str, NMMask],
+    patches: np.ndarray,
+    cfg: SparsitySection,
+    seed: int,
+) -> tuple[dict[str, NMMask], dict[str, Any], list | None]:
+    """Least-squares re-fit (sparsity.refit) or bias correction (sparsity.bias_correction) of masked convs."""
+    if not masks:
+        return masks, dict(applied=False, reason="no masks"), None
+    if cfg.refit:
+        from srdeploy.sparsity.refit import refit
+
+        fitted, rows = refit(model, masks, [x.weight for x in layers], np.asarray(patches), batch=SENSITIVITY_BATCH)
+        return fitted, dict(applied=False, reason="superseded by the least-squares re-fit (refit)"), rows
+    if cfg.bias_correction:
+        fit, held = _split(np.asarray(patches), cfg.sensitivity_patches, seed)
+        corrected, bc = bias_correction.correct(model.module, masks, fit, held, SENSITIVITY_BATCH)
+        return corrected, bc, None
+    return masks, dict(applied=False, reason="disabled (sparsity.bias_correction)"), None
 
 
-def prune_structure(model: SRModel, cfg: SparsityConfig) -> tuple[SRModel, dict[str, Any]]:
-    """Structural pruning of ``cfg.policy`` (bn_filter) on the model *before* BatchNorm folding.
-
-    Returns (model, {"pruned_channels": {conv1 module: kept indices}, "report": {...}}); identity
-    with empty ``pruned_channels`` for the other policies.
-    """
+def choose_structure(model: SRModel, cfg: SparsitySection) -> tuple[tuple[ChannelPruning, ...], dict[str, Any]]:
+    """Structural pruning entries of ``cfg.policy`` (bn_filter), decided on the model *as loaded* (BatchNorm
+    not folded); empty for the other policies."""
     policy = POLICIES[cfg.policy]
     if policy.structure is None:
-        return model, dict(pruned_channels={}, report=dict(policy=cfg.policy, note="no structural change"))
+        return (), dict(policy=cfg.policy, note="no structural change")
     return policy.structure(model, cfg)

@@ -8,26 +8,29 @@ patches (hooks correct each layer's output before the next layer sees it).
 
 The corrections are *accepted* only when they lower the whole network's output MSE against the
 dense network on held-out calibration patches (disjoint from the fitting patches when there are
-enough); the report records both numbers either way.
+enough); the report records both numbers either way. Accepted biases are returned inside the masks
+(NMMask.bias, fit "bias_correction"): the plan carries them, the model keeps its trained biases.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from srdeploy.quant.apply import with_masks
 from srdeploy.quant.plan import NMMask
-from srdeploy.sparsity.common import masked_copy, module_device, mse, psnr_db, run
+from srdeploy.sparsity.common import module_device, mse, psnr_db, run
 
 
 @torch.no_grad()
 def fit_biases(module: nn.Module, masks: Mapping[str, NMMask], patches: np.ndarray) -> dict[str, np.ndarray]:
-    """Corrected bias values (bias parameter name -> array) of every masked conv that has a bias."""
-    sim = masked_copy(module, masks)
+    """Corrected bias values (conv weight name -> array) of every masked conv that has a bias."""
+    sim = with_masks(module, masks)
     dense = {n: p.detach().clone() for n, p in module.named_parameters() if n in masks}
     deltas: dict[str, torch.Tensor] = {}
     handles = []
@@ -50,21 +53,18 @@ def fit_biases(module: nn.Module, masks: Mapping[str, NMMask], patches: np.ndarr
         for h in handles:
             h.remove()
     params = dict(module.named_parameters())
-    out = {}
-    for wname, delta in deltas.items():
-        bname = wname[: -len("weight")] + "bias"
-        out[bname] = (params[bname].detach() + delta).float().cpu().numpy()
-    return out
+    return {
+        wname: (params[wname.removesuffix("weight") + "bias"].detach() + delta).float().cpu().numpy()
+        for wname, delta in deltas.items()
+    }
 
 
-def with_biases(module: nn.Module, biases: Mapping[str, Any]) -> nn.Module:
-    """Set bias parameters in place from name -> values (lists or arrays); returns ``module``."""
-    params = dict(module.named_parameters())
-    with torch.no_grad():
-        for name, value in biases.items():
-            p = params[name]
-            p.copy_(torch.as_tensor(np.asarray(value, dtype=np.float32)).to(p.device, p.dtype))
-    return module
+def with_biases(masks: Mapping[str, NMMask], biases: Mapping[str, np.ndarray]) -> dict[str, NMMask]:
+    """The masks with corrected biases attached (conv weight name -> bias values)."""
+    return {
+        w: replace(m, bias=np.asarray(biases[w], np.float32), fit="bias_correction") if w in biases else m
+        for w, m in masks.items()
+    }
 
 
 def correct(
@@ -73,17 +73,18 @@ def correct(
     fit_patches: np.ndarray,
     eval_patches: np.ndarray,
     batch_size: int = 8,
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Fit corrections, measure them, and return (accepted corrections or {}, report)."""
+) -> tuple[dict[str, NMMask], dict[str, Any]]:
+    """Fit corrections, measure them, and return (the masks, with corrected biases if accepted; report)."""
+    masks = dict(masks)
     if not masks:
-        return {}, dict(applied=False, reason="no masks")
+        return masks, dict(applied=False, reason="no masks")
     biases = fit_biases(module, masks, fit_patches)
     if not biases:
-        return {}, dict(applied=False, reason="no masked conv has a bias")
+        return masks, dict(applied=False, reason="no masked conv has a bias")
     dense = run(module, eval_patches, batch_size)
-    masked = masked_copy(module, masks)
-    before = mse(run(masked, eval_patches, batch_size), dense)
-    after = mse(run(with_biases(masked, biases), eval_patches, batch_size), dense)
+    corrected = with_biases(masks, biases)
+    before = mse(run(with_masks(module, masks), eval_patches, batch_size), dense)
+    after = mse(run(with_masks(module, corrected), eval_patches, batch_size), dense)
     accepted = after < before
     report = dict(
         applied=accepted,
@@ -96,4 +97,4 @@ def correct(
         psnr_vs_dense_masked_db=psnr_db(before),
         psnr_vs_dense_corrected_db=psnr_db(after),
     )
-    return (biases if accepted else {}), report
+    return (corrected if accepted else masks), report

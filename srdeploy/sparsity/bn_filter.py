@@ -16,26 +16,22 @@ N(β, γ²), so after the ReLU:
   least one is kept. Only block-internal channels (conv1 out / bn1 / conv2 in) are pruned; the
   residual stream (shared by the Adds) keeps its width.
 
-``prune_filters`` returns a pruned copy (new, smaller Conv2d / BatchNorm2d modules under the same
-parameter names) and {"pruned_channels": {conv1 module: kept indices}, "report": {...}};
-``apply_channel_pruning`` repeats the surgery on a fresh module (build-folder reload).
+``prune_filters`` returns the plan's ChannelPruning entries (kept channels, and the constants folded into
+conv2's bias, which exists in the deploy form: BatchNorm folding gives every conv a bias) and a report;
+``quant.apply.apply_plan`` does the surgery, so the model and fp32.onnx stay as trained.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
-from srdeploy.errors import BuildFolderError
 from srdeploy.models.base import SRModel
-from srdeploy.sparsity.config import SparsityConfig
+from srdeploy.quant.plan import ChannelPruning
+from srdeploy.recipe import SparsitySection
 
 APPROXIMATION_NOTE = (
     "constant channels are folded as their expected post-ReLU value; conv2 zero-pads, so the fold is "
@@ -92,7 +88,7 @@ def _fold_target(block: nn.Module) -> str | None:
     return None
 
 
-def select(block: nn.Module, cfg: SparsityConfig) -> tuple[list[int], list[int], dict[str, np.ndarray]]:
+def select(block: nn.Module, cfg: SparsitySection) -> tuple[list[int], list[int], dict[str, np.ndarray]]:
     """(dead channels, constant channels) to remove from one block, and the channel stats."""
     st = channel_stats(block.bn1)
     c = len(st["p_active"])
@@ -106,93 +102,42 @@ def select(block: nn.Module, cfg: SparsityConfig) -> tuple[list[int], list[int],
     return sorted(i for i in order if dead[i]), sorted(i for i in order if const[i]), st
 
 
-def _shrink(block: nn.Module, keep: Sequence[int]) -> None:
-    """Replace conv1 / bn1 / conv2 of ``block`` by modules restricted to channels ``keep``."""
-    idx = torch.as_tensor(list(keep), dtype=torch.long)
-    c1, c2 = block.conv1, block.conv2
-    n = len(keep)
-
-    def conv_like(src: nn.Conv2d, c_in: int, c_out: int) -> nn.Conv2d:
-        conv = nn.Conv2d(
-            c_in,
-            c_out,
-            src.kernel_size,
-            src.stride,
-            src.padding,
-            src.dilation,
-            1,
-            src.bias is not None,
-            src.padding_mode,
-        )
-        return conv.to(src.weight.device, src.weight.dtype)
-
-    new1, new2 = conv_like(c1, c1.in_channels, n), conv_like(c2, n, c2.out_channels)
-    with torch.no_grad():
-        new1.weight.copy_(c1.weight[idx])
-        if c1.bias is not None:
-            new1.bias.copy_(c1.bias[idx])
-        new2.weight.copy_(c2.weight[:, idx])
-        if c2.bias is not None:
-            new2.bias.copy_(c2.bias)
-    block.conv1, block.conv2 = new1, new2
-    b1 = block.bn1
-    if isinstance(b1, nn.BatchNorm2d):
-        nb = nn.BatchNorm2d(n, b1.eps, b1.momentum, b1.affine, b1.track_running_stats).to(c1.weight.device)
-        with torch.no_grad():
-            if b1.affine:
-                nb.weight.copy_(b1.weight[idx])
-                nb.bias.copy_(b1.bias[idx])
-            if b1.track_running_stats:
-                nb.running_mean.copy_(b1.running_mean[idx])
-                nb.running_var.copy_(b1.running_var[idx])
-                nb.num_batches_tracked.copy_(b1.num_batches_tracked)
-        nb.train(b1.training)
-        block.bn1 = nb
+def block_pruning(name: str, block: nn.Module, cfg: SparsitySection) -> tuple[ChannelPruning | None, dict[str, Any]]:
+    """The plan entry removing one block's dead and constant channels (None when none), and its report row."""
+    dead, const, st = select(block, cfg)
+    c = block.conv1.out_channels
+    removed = sorted(set(dead) | set(const))
+    row: dict[str, Any] = dict(block=name, channels_before=c, dead=dead, constant=const)
+    row["channels_after"] = c - len(removed)
+    if not removed:
+        return None, row
+    prefix = f"{name}." if name else ""
+    group = ChannelPruning(
+        producers=(f"{prefix}conv1.weight",),
+        consumers=(f"{prefix}conv2.weight",),
+        keep=tuple(i for i in range(c) if i not in set(removed)),
+        channels=c,
+        # constant channels carry their expected post-ReLU value; dead ones ~0 (the same formula)
+        constants=np.asarray(st["mean"][removed], dtype=np.float32),
+    )
+    return group, row
 
 
-def _fold_constants(block: nn.Module, channels: Sequence[int], values: np.ndarray) -> np.ndarray:
-    """Fold constant input channels of conv2 into bn2.running_mean / conv2.bias; returns the shift."""
-    w = block.conv2.weight.detach().double()
-    v = torch.as_tensor(values, dtype=torch.float64, device=w.device)
-    shift = (w[:, list(channels)].sum(dim=(2, 3)) * v).sum(dim=1)
-    target = _fold_target(block)
-    with torch.no_grad():
-        if target == "bn2.running_mean":
-            block.bn2.running_mean.sub_(shift.to(block.bn2.running_mean.dtype))
-        elif target == "conv2.bias":
-            block.conv2.bias.add_(shift.to(block.conv2.bias.dtype))
-    return shift.cpu().numpy()
-
-
-def prune_filters(model: SRModel, cfg: SparsityConfig) -> tuple[SRModel, dict[str, Any]]:
-    """A pruned copy of ``model`` and the structure dict (see module docstring)."""
-    module = copy.deepcopy(model.module)
-    blocks = prunable_blocks(module)
-    pruned: dict[str, list[int]] = {}
-    rows = []
+def prune_filters(model: SRModel, cfg: SparsitySection) -> tuple[tuple[ChannelPruning, ...], dict[str, Any]]:
+    """Plan entries for ``model`` as loaded (BatchNorm not folded: its statistics decide), and a report.
+    apply_plan performs the channel surgery on the deploy-form network."""
+    blocks = prunable_blocks(model.module)
+    groups, rows = [], []
     for name, block in blocks.items():
-        dead, const, st = select(block, cfg)
-        c = block.conv1.out_channels
-        row: dict[str, Any] = dict(block=name, channels_before=c, dead=dead, constant=const)
-        if const:
-            shift = _fold_constants(block, const, st["mean"][const])
-            row.update(folded_into=_fold_target(block), max_abs_fold=float(np.abs(shift).max()))
-        removed = set(dead) | set(const)
-        keep = [i for i in range(c) if i not in removed]
-        if removed:
-            _shrink(block, keep)
-            pruned[f"{name}.conv1" if name else "conv1"] = keep
-        row["channels_after"] = len(keep)
+        group, row = block_pruning(name, block, cfg)
         rows.append(row)
-    before = sum(p.numel() for p in model.module.parameters())
-    after = sum(p.numel() for p in module.parameters())
+        if group is not None:
+            groups.append(group)
     report = dict(
         policy="bn_filter",
         blocks_considered=len(blocks),
-        blocks_pruned=len(pruned),
+        blocks_pruned=len(groups),
         channels_removed=sum(r["channels_before"] - r["channels_after"] for r in rows),
-        params_before=before,
-        params_after=after,
         bn_threshold=cfg.bn_threshold,
         bn_max_fraction=cfg.bn_max_fraction,
         note=APPROXIMATION_NOTE if any(r["constant"] for r in rows) else "",
@@ -200,25 +145,4 @@ def prune_filters(model: SRModel, cfg: SparsityConfig) -> tuple[SRModel, dict[st
     )
     if not blocks:
         report["note"] = "no conv-BatchNorm-ReLU-conv block found (BatchNorm already folded, or no BN): nothing pruned"
-    return replace(model, module=module), {"pruned_channels": pruned, "report": report}
-
-
-def apply_channel_pruning(module: nn.Module, pruned_channels: Mapping[str, Sequence[int]]) -> None:
-    """Shrink ``{conv1 module path: kept channel indices}`` in place (fresh module, BN folded or not)."""
-    named = dict(module.named_modules())
-    for conv1_name, keep in pruned_channels.items():
-        parent = conv1_name.rsplit(".", 1)[0] if "." in conv1_name else ""
-        block = named.get(parent)
-        if block is None or getattr(block, "conv1", None) is not named.get(conv1_name) or not hasattr(block, "conv2"):
-            raise BuildFolderError(
-                f"pruned channel record names '{conv1_name}', which is not the conv1 of a block in this model",
-                "the build folder does not match its recorded architecture; rebuild it",
-            )
-        keep = [int(i) for i in keep]
-        c = block.conv1.out_channels
-        if not keep or sorted(set(keep)) != keep or keep[0] < 0 or keep[-1] >= c:
-            raise BuildFolderError(
-                f"pruned channel record for '{conv1_name}' is invalid (need sorted unique indices in [0, {c}))",
-                "rebuild the folder",
-            )
-        _shrink(block, keep)
+    return tuple(groups), report

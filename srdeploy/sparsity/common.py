@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ from srdeploy.quant.plan import LayerInfo, NMMask
 from srdeploy.sparsity.nm import nm_mask
 
 DENSE = (1, 1)  # the 'keep everything' option of a layer
+SENSITIVITY_BATCH = 8  # forward-pass batch of sensitivity and re-fit runs
 Pattern = tuple[int, int]
 
 
@@ -93,21 +94,6 @@ def mse(a: torch.Tensor, b: torch.Tensor) -> float:
 def psnr_db(mse_value: float, peak: float = 1.0) -> float | None:
     """PSNR in dB for reports; None when the outputs are identical (JSON has no infinity)."""
     return None if mse_value <= 0 else 10.0 * math.log10(peak * peak / mse_value)
-
-
-def masked_copy(module: nn.Module, masks: Mapping[str, NMMask]) -> nn.Module:
-    """A deep copy of ``module`` with every masked weight multiplied by its keep-mask, or replaced by
-    the mask's re-fitted weight and bias where the mask carries them (sparsity/refit.py)."""
-    out = copy.deepcopy(module).eval()
-    params = dict(out.named_parameters())
-    with torch.no_grad():
-        for name, mask in masks.items():
-            w = params[name]
-            w.copy_(torch.from_numpy(mask.pruned(w.detach().cpu().numpy())).to(device=w.device, dtype=w.dtype))
-            bias = params.get(name.removesuffix("weight") + "bias")
-            if mask.bias is not None and bias is not None:
-                bias.copy_(torch.from_numpy(np.asarray(mask.bias)).to(device=bias.device, dtype=bias.dtype))
-    return out
 
 
 def pattern(mask: NMMask | None) -> str:

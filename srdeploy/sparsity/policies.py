@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
 from srdeploy.models.base import SRModel
-from srdeploy.quant.plan import LayerInfo, NMMask
+from srdeploy.quant.plan import ChannelPruning, LayerInfo, NMMask
+from srdeploy.recipe import SparsitySection
 from srdeploy.sparsity import bn_filter, sls, uniform
-from srdeploy.sparsity.config import POLICY_NAMES, SparsityConfig
 
 MaskFn = Callable[
-    [SRModel, Sequence[LayerInfo], np.ndarray, SparsityConfig, int], tuple[dict[str, NMMask], dict[str, Any]]
+    [SRModel, Sequence[LayerInfo], np.ndarray, SparsitySection, int], tuple[dict[str, NMMask], dict[str, Any]]
 ]
-StructureFn = Callable[[SRModel, SparsityConfig], tuple[SRModel, dict[str, Any]]]
+StructureFn = Callable[[SRModel, SparsitySection], tuple[tuple[ChannelPruning, ...], dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -48,4 +48,4 @@ POLICIES: dict[str, Policy] = {
     ),
 }
 
-assert tuple(POLICIES) == POLICY_NAMES, "config.POLICY_NAMES and POLICIES must list the same policies"
+assert tuple(POLICIES) == get_args(SparsitySection.model_fields["policy"].annotation), "recipe and POLICIES disagree"

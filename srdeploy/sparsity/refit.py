@@ -123,7 +123,7 @@ def refit(
             conv.weight.copy_(torch.from_numpy(w_new))
             if conv.bias is not None:
                 conv.bias.copy_(torch.from_numpy(b_new))
-        out[weight] = replace(mask, keep=keep, weight=w_new, bias=b_new if conv.bias is not None else None)
+        out[weight] = replace(mask, keep=keep, weight=w_new, bias=b_new if conv.bias is not None else None, fit="refit")
         rows.append(
             dict(
                 weight=weight,

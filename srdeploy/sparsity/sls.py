@@ -25,14 +25,16 @@ import numpy as np
 
 from srdeploy.errors import PlanError
 from srdeploy.models.base import SRModel
+from srdeploy.quant.apply import with_masks
 from srdeploy.quant.plan import LayerInfo, NMMask
+from srdeploy.recipe import SparsitySection
 from srdeploy.sparsity.common import (
     DENSE,
+    SENSITIVITY_BATCH,
     Pattern,
     budget_layers,
     channels_per_group,
     layer_row,
-    masked_copy,
     mse,
     pick_patches,
     psnr_db,
@@ -40,7 +42,6 @@ from srdeploy.sparsity.common import (
     sensitivities,
     split_layers,
 )
-from srdeploy.sparsity.config import SparsityConfig
 from srdeploy.sparsity.nm import nm_mask
 
 
@@ -104,7 +105,7 @@ def choose(
     model: SRModel,
     layers: Sequence[LayerInfo],
     patches: np.ndarray,
-    cfg: SparsityConfig,
+    cfg: SparsitySection,
     seed: int,
     progress: Callable[[int], None] | None = None,
     resolution: int = 4096,
@@ -126,7 +127,7 @@ def choose(
             "raise mac_budget, add sparser candidates (e.g. [1, 8]) or include more roles",
         )
     calib = pick_patches(patches, cfg.sensitivity_patches, seed)
-    sens, dense_out = sensitivities(model, eligible, options, calib, cfg.batch_size, progress)
+    sens, dense_out = sensitivities(model, eligible, options, calib, SENSITIVITY_BATCH, progress)
     costs = [[x.macs_per_lr_pixel * n / m for n, m in options[x.weight]] for x in eligible]
     values = [[sens[x.weight][p] for p in options[x.weight]] for x in eligible]
     pick = solve_budget(costs, values, capacity, resolution)
@@ -141,7 +142,7 @@ def choose(
         if (n, m) != DENSE:
             keep = nm_mask(params[x.weight].detach().float().cpu().numpy(), n, m)
             masks[x.weight] = NMMask(n=n, m=m, keep=keep)
-    combined = mse(run(masked_copy(model.module, masks), calib, cfg.batch_size), dense_out)
+    combined = mse(run(with_masks(model.module, masks), calib, SENSITIVITY_BATCH), dense_out)
     achieved = fixed + sum(costs[i][j] for i, j in enumerate(pick))
     rows = []
     for x in layers:

@@ -14,8 +14,8 @@ import numpy as np
 
 from srdeploy.models.base import SRModel
 from srdeploy.quant.plan import LayerInfo, NMMask
-from srdeploy.sparsity.common import layer_row, pick_patches, sensitivities, split_layers
-from srdeploy.sparsity.config import SparsityConfig
+from srdeploy.recipe import SparsitySection
+from srdeploy.sparsity.common import SENSITIVITY_BATCH, layer_row, pick_patches, sensitivities, split_layers
 from srdeploy.sparsity.nm import nm_mask, satisfies
 
 
@@ -37,14 +37,14 @@ def uniform_masks(
 
 
 def choose(
-    model: SRModel, layers: Sequence[LayerInfo], patches: np.ndarray, cfg: SparsityConfig, seed: int
+    model: SRModel, layers: Sequence[LayerInfo], patches: np.ndarray, cfg: SparsitySection, seed: int
 ) -> tuple[dict[str, NMMask], dict[str, Any]]:
     """Policy entry point. Masks need no data; the patches measure each masked layer's sensitivity
     (whole-network output MSE vs dense when only that layer is masked: one forward pass per layer)."""
     masks, skipped = uniform_masks(model, layers, cfg.n, cfg.m, cfg.include_roles)
     masked = [x for x in layers if x.weight in masks]
     calib = pick_patches(patches, cfg.sensitivity_patches, seed)
-    sens, _ = sensitivities(model, masked, {x.weight: [(cfg.n, cfg.m)] for x in masked}, calib, cfg.batch_size)
+    sens, _ = sensitivities(model, masked, {x.weight: [(cfg.n, cfg.m)] for x in masked}, calib, SENSITIVITY_BATCH)
     rows = []
     for x in layers:
         row = layer_row(x, masks.get(x.weight), skipped.get(x.weight, ""))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +9,9 @@ from srdeploy.buildfolder import BuildFolder
 from srdeploy.data.sets import load_pairs
 from srdeploy.errors import BuildFolderError
 from srdeploy.models.deploy_form import load_deploy_model
-from srdeploy.quant.plan import load_plan
+from srdeploy.quant.plan_io import load_plan
 from srdeploy.recipe import load_recipe
 from srdeploy.validate.run import file_sizes, validate, write_reports
-from srdeploy.validate.verdict import Thresholds
 
 
 def validate_folder(
@@ -35,18 +33,15 @@ def validate_folder(
     recipe = load_recipe(folder.recipe)
     model = load_deploy_model(folder.root)
     plan = load_plan(folder.plan)
-    t = recipe.validate_.thresholds
-    thresholds = Thresholds(t.max_psnr_drop_db, t.max_image_psnr_drop_db, t.min_psnr_db, t.min_agreement_db)
     cli = dict(
         max_psnr_drop_db=max_drop,
         max_image_psnr_drop_db=max_image_drop,
         min_psnr_db=min_psnr,
         min_agreement_db=min_agreement,
     )
-    thresholds = replace(thresholds, **{k: v for k, v in cli.items() if v is not None})
+    thresholds = recipe.validate_.thresholds.model_copy(update={k: v for k, v in cli.items() if v is not None})
     dataset = dataset or recipe.validate_.dataset
     pairs = load_pairs(dataset, model.scale, max_images or recipe.validate_.max_images)
-    profiles = [p for p in recipe.export.profiles if folder.profile_models(p)]
     header = dict(
         recipe=dict(name=recipe.name, digest=recipe.digest),
         model=dict(name=model.name, arch=model.arch, scale=model.scale),
@@ -59,7 +54,6 @@ def validate_folder(
         plan,
         pairs,
         thresholds,
-        profiles,
         header,
         tile=tile or recipe.validate_.tile,
         threads=recipe.validate_.threads,

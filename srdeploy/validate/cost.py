@@ -45,7 +45,7 @@ def lr_pixels(scale: int) -> float:
 
 def macs(plan: QuantPlan, sparse: bool = True) -> dict[str, float]:
     """Total and body MACs at the reference output size (masked weights counted at density)."""
-    px = lr_pixels(int(plan.model["scale"]))
+    px = lr_pixels(plan.model.scale)
     total = body = 0.0
     for x in plan.layers:
         m = x.macs_per_lr_pixel * px * (_density(plan, x.weight) if sparse else 1.0)
@@ -56,7 +56,7 @@ def macs(plan: QuantPlan, sparse: bool = True) -> dict[str, float]:
 
 
 def bitops(plan: QuantPlan, tier_usage: Mapping[int, float] | None = None, profile: str = "trt") -> float:
-    px = lr_pixels(int(plan.model["scale"]))
+    px = lr_pixels(plan.model.scale)
     usage = dict(tier_usage or {plan.default_tier: 1.0})
     total_share = sum(usage.values())
     result = 0.0

@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from srdeploy.recipe import Thresholds
 from srdeploy.validate.compare import Comparison, Execution
-from srdeploy.validate.verdict import Failure, Thresholds
+from srdeploy.validate.verdict import Failure
 
 EMULATION_NOTE = (
     "Sub-8-bit layers are emulated: TensorRT and ONNX Runtime convolutions compute in INT8, so "
@@ -85,7 +86,7 @@ def build_report(
         **header,
         verdict="pass" if not failures else "fail",
         failures=[f.message for f in failures],
-        thresholds={k: v for k, v in vars(thresholds).items()},
+        thresholds=thresholds.model_dump(),
         bicubic=dict(
             psnr_y=_r(sum(b[0] for b in bic) / len(bic)) if bic else None,
             ssim_y=_r(sum(b[1] for b in bic) / len(bic), 4) if bic else None,

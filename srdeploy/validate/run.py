@@ -11,77 +11,51 @@ from typing import Any
 import numpy as np
 
 from srdeploy import __version__
-from srdeploy.backends.base import TorchRunner
-from srdeploy.backends.ort import OrtRunner
+from srdeploy.backends.base import Runner, TorchRunner
+from srdeploy.backends.registry import capabilities, get_backend, make_runner
 from srdeploy.buildfolder import BuildFolder
 from srdeploy.data.sets import SRPair
 from srdeploy.models.base import SRModel
+from srdeploy.profiles import get_profile
 from srdeploy.quant.plan import QuantPlan
 from srdeploy.quant.simulate import simulate
+from srdeploy.recipe import Thresholds
 from srdeploy.validate import cost
 from srdeploy.validate.compare import Comparison, Execution, compare
 from srdeploy.validate.report import build_report, render_junit, render_markdown
-from srdeploy.validate.verdict import Thresholds, check
+from srdeploy.validate.verdict import check
 
-PROFILE_NOTES = {
-    "ort": "ONNX Runtime CPU, integer kernels where fused",
-    "trt": "trt profile (FP16 float regions, INT8 Q/DQ) executed by ONNX Runtime CPU, not TensorRT",
-}
+
+def backend_runners(backend: str, folder: BuildFolder, profile: str, threads: int) -> dict[int, Runner]:
+    """tier -> runner of ``backend`` for ``profile``'s artifacts in the folder; {} where it cannot run here."""
+    spec = get_backend(backend)
+    paths = folder.profile_engines(profile) if spec.artifact == "engine" else folder.profile_models(profile)
+    if not paths or not capabilities(backend).available:
+        return {}
+    opts = {} if spec.artifact == "engine" else {"threads": threads}
+    return {t: make_runner(backend, p, name=f"{backend}:{profile}", **opts) for t, p in paths.items()}
 
 
 def executions_for(
-    folder: BuildFolder,
-    model: SRModel,
-    plan: QuantPlan,
-    profiles: Sequence[str],
-    threads: int = 2,
-    extra: Sequence[Execution] = (),
+    folder: BuildFolder, model: SRModel, plan: QuantPlan, threads: int = 2, extra: Sequence[Execution] = ()
 ) -> list[Execution]:
+    """fp32, then per exported profile its simulation and every backend that runs it here."""
     tiers = [t.index for t in plan.tiers]
     out = [Execution("fp32", "reference", {t: TorchRunner(model.module, "fp32") for t in tiers}, note="PyTorch fp32")]
-    for profile in profiles:
-        models = folder.profile_models(profile)
-        if not models:
+    for name in plan.profiles:
+        if not folder.profile_models(name):
             continue
-        sims = {t: TorchRunner(simulate(model, plan, profile, t), f"sim[{profile}]") for t in tiers}
-        out.append(
-            Execution(
-                f"sim[{profile}]", "simulation", sims, profile=profile, note="PyTorch fake quantization of the plan"
-            )
-        )
-        runners = {t: OrtRunner(p, threads=threads, name=profile) for t, p in models.items()}
-        out.append(
-            Execution(
-                profile,
-                "deployment",
-                runners,
-                profile=profile,
-                simulation=f"sim[{profile}]",
-                note=PROFILE_NOTES.get(profile, ""),
-            )
-        )
-    out += tensorrt_executions(folder, plan)
-    out += list(extra)
-    return out
-
-
-def tensorrt_executions(folder: BuildFolder, plan: QuantPlan) -> list[Execution]:
-    """The engine joins the comparison when it exists and TensorRT can run here."""
-    engines = folder.profile_engines()
-    if not engines:
-        return []
-    from srdeploy.backends import tensorrt as trt_backend
-
-    if not trt_backend.capabilities().available:
-        return []
-    from srdeploy.backends.trt_runner import TrtRunner
-
-    runners = {t: TrtRunner(p, name="tensorrt").activate() for t, p in engines.items()}
-    return [
-        Execution(
-            "tensorrt", "deployment", runners, profile="trt", simulation="sim[trt]", note="TensorRT engine on the GPU"
-        )
-    ]
+        profile, sim = get_profile(name), f"sim:{name}"
+        runners = {t: TorchRunner(simulate(model, plan, name, t), sim) for t in tiers}
+        out.append(Execution(sim, "simulation", runners, profile=name, note="PyTorch fake quantization of the plan"))
+        for backend in profile.backends:
+            deployed = backend_runners(backend, folder, name, threads)
+            if deployed:
+                note = get_backend(backend).summary if backend == profile.backends[0] else profile.validation_note
+                out.append(
+                    Execution(f"{backend}:{name}", "deployment", deployed, profile=name, simulation=sim, note=note)
+                )
+    return out + list(extra)
 
 
 def quantization_summary(
@@ -93,9 +67,9 @@ def quantization_summary(
     shares = {t: n / total_usage for t, n in usage.items()} if usage else None
     fab = cost.fab(plan, shares)
     return dict(
-        method=plan.meta.get("method"),
-        weight_bits=plan.meta.get("weight_bits"),
-        act_bits=plan.meta.get("act_bits"),
+        method=plan.provenance.method,
+        weight_bits=plan.bits.weight_bits,
+        act_bits=plan.bits.base,
         tiers=[dict(index=t.index, name=t.name, fab=cost.fab(plan, {t.index: 1.0})) for t in plan.tiers],
         fab=None if fab is None else round(fab, 3),
         bitops_g=round(cost.bitops(plan, shares) / 1e9, 2),
@@ -128,7 +102,6 @@ def validate(
     plan: QuantPlan,
     pairs: Sequence[SRPair],
     thresholds: Thresholds,
-    profiles: Sequence[str],
     header: Mapping[str, Any],
     tile: int | None = None,
     threads: int = 2,
@@ -139,7 +112,7 @@ def validate(
     visuals: str | None = "report_images",
 ) -> tuple[dict[str, Any], Comparison]:
     """Compare, check thresholds, and (``visuals``: a folder name under the build) draw crops."""
-    executions = executions_for(folder, model, plan, profiles, threads)
+    executions = executions_for(folder, model, plan, threads)
     t0 = time.perf_counter()
     comparison = compare(pairs, executions, model.scale, plan.selector, plan.default_tier, tile, progress, overlap)
     deployments = [e.name for e in executions if e.kind == "deployment"]

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from srdeploy.recipe import Thresholds
 from srdeploy.validate.compare import Comparison
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    max_psnr_drop_db: float | None = None
-    max_image_psnr_drop_db: float | None = None
-    min_psnr_db: float | None = None
-    min_agreement_db: float | None = None
 
 
 @dataclass(frozen=True)

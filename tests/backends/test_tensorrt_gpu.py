@@ -14,14 +14,10 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from srtest import exported, patches, tiny_edsr
+from srtest import exported, params, plan_for, recipe, tiny_edsr
 
-from srdeploy.calib.config import QuantConfig
-from srdeploy.calib.flow import calibrate
 from srdeploy.errors import SrdeployError
 from srdeploy.passes.rewrite import rewrite
-from srdeploy.quant.plan import NMMask
-from srdeploy.sparsity.nm import nm_mask
 
 pytestmark = pytest.mark.gpu
 
@@ -93,11 +89,9 @@ def built(gpu, tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("trt")
     model = tiny_edsr(feats=16)
     fp32, g = exported(model, tmp)
-    params = dict(model.module.named_parameters())
-    body = [w for w in g.convs if w.startswith("body.") and w.count(".") == 4]
-    masks = {w: NMMask(2, 4, nm_mask(params[w].detach().numpy(), 2, 4)) for w in body}
-    plan = calibrate(model, g, patches(8), QuantConfig(weight_bits=8, act_bits=8, method="mse"), masks).plan
-    trt_model, _ = rewrite(fp32, plan, "trt", 0)
+    r = recipe(dict(weight_bits=8, act_bits=8, method="mse"), sparsity={"policy": "uniform", "refit": False})
+    plan = plan_for(model, fp32, g, r)
+    trt_model, _ = rewrite(fp32, plan, "trt", 0, params(model, plan))
     onnx_path = tmp / "trt" / "model.onnx"
     onnx_path.parent.mkdir()
     onnx.save(trt_model, onnx_path)

@@ -7,15 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from srtest import exported, patches, tiny_edsr
+from srtest import context, exported, patches, recipe, tiny_edsr
 
 from srdeploy.calib.bits import adabm, layer_offsets_from_std
 from srdeploy.calib.complexity import complexity
-from srdeploy.calib.config import QuantConfig
-from srdeploy.calib.flow import apply_refinement, calibrate
-from srdeploy.calib.refine import RefineConfig, refine
+from srdeploy.calib.refine import refine, refined_plan
+from srdeploy.calib.refine_student import make_student
+from srdeploy.pipeline import PLAN_STEPS
 from srdeploy.quant import sites
-from srdeploy.quant.plan import load_plan, save_plan
+from srdeploy.quant.apply import deployed_weights
+from srdeploy.quant.plan_io import load_plan, save_plan
+from srdeploy.recipe import RefineSection
+from srdeploy.stages.context import initial_plan
 from srdeploy.validate import cost
 
 
@@ -46,20 +49,30 @@ def test_complexity_orders_flat_below_textured() -> None:
     assert complexity(textured().transpose(1, 2, 0))[0] == pytest.approx(complexity(textured())[0])
 
 
+ADAPTIVE_W4A4 = dict(weight_bits=4, act_bits=4, method="adabm", adaptive={"enabled": True})
+
+
+def calibrated(model, export, data, **quant):
+    ctx = context(model, *export, recipe(quant))
+    ctx.patches = data
+    plan = initial_plan(ctx)
+    for step in PLAN_STEPS:
+        plan = step(ctx, plan)
+    return plan
+
+
 @pytest.fixture(scope="module")
 def adaptive_run(tmp_path_factory):
     model = tiny_edsr(blocks=2, feats=8)
-    _, graph = exported(model, tmp_path_factory.mktemp("ada"))
+    export = exported(model, tmp_path_factory.mktemp("ada"))
     data = np.concatenate(
         [patches(8, 16), np.stack([flat()[:, :16, :16]] * 1), np.stack([textured(i)[:, :16, :16] for i in range(4)])]
     )
-    run = calibrate(model, graph, data, QuantConfig(weight_bits=4, act_bits=4, method="adabm", adaptive=True))
-    return model, run, data
+    return model, export, calibrated(model, export, data, **ADAPTIVE_W4A4), data
 
 
 def test_tiers_routing_and_fab(adaptive_run, tmp_path: Path) -> None:
-    _, run, _ = adaptive_run
-    plan = run.plan
+    _, _, plan, _ = adaptive_run
     assert [t.name for t in plan.tiers] == ["low", "base", "high"]
     assert plan.selector.route(float(complexity(flat())[0])) == 0
     # 2-px stripes: much busier than any calibration patch (a 1-px checkerboard is invisible to Sobel)
@@ -76,7 +89,7 @@ def test_tiers_routing_and_fab(adaptive_run, tmp_path: Path) -> None:
     save_plan(plan, tmp_path / "plan.json")
     again = load_plan(tmp_path / "plan.json")
     assert again.selector == plan.selector and len(again.tiers) == 3
-    assert again.meta["layer_bit_offsets"] == plan.meta["layer_bit_offsets"]
+    assert again.bits == plan.bits and again.ranges == plan.ranges
     for t in plan.tiers:
         for p in ("trt", "ort"):
             for s, spec in t.sites(p).items():
@@ -85,27 +98,37 @@ def test_tiers_routing_and_fab(adaptive_run, tmp_path: Path) -> None:
 
 
 def test_refinement_lowers_the_loss_and_never_raises_it(adaptive_run) -> None:
-    model, run, data = adaptive_run
+    model, export, _, data = adaptive_run
     torch.set_num_threads(1)
     # A poor start (min/max weights and ranges) leaves room to improve.
-    bad = calibrate(
-        model,
-        _graph_of(run),
-        data,
-        QuantConfig(weight_bits=4, act_bits=4, method="minmax", weight_method="minmax", adaptive=True),
-    )
-    result = refine(model, bad.plan, data, RefineConfig(steps=40, batch_size=4, phases=4))
-    assert result.eval_loss_after < result.eval_loss_before
-    plan = apply_refinement(model, bad, result)
-    assert plan.meta["refined"] and len(plan.tiers) == 3
+    bad = calibrated(model, export, data, **{**ADAPTIVE_W4A4, "method": "minmax", "weight_method": "minmax"})
+    rc = RefineSection(steps=40, batch_size=4, phases=4, patience=10)
+    result = refine(model.module, bad, data, rc, "trt")
+    assert result.holdout_after < result.holdout_before
+    plan = refined_plan(bad, result, recipe(ADAPTIVE_W4A4).quant, deployed_weights(model.module, bad))
+    assert plan.provenance.refinement["improved"] and len(plan.tiers) == 3
     assert plan.selector.thresholds[0] <= plan.selector.thresholds[1]
+    # a refinement that cannot help (no steps) keeps the held-out loss exactly where it started
+    idle = refine(model.module, bad, data, RefineSection(steps=1, phases=1, lr_bounds=1e-9), "trt")
+    assert idle.holdout_after <= idle.holdout_before
 
 
-def _graph_of(run):
-    # rebuild GraphInfo-like access through the run's site plan: calibrate needs the graph itself
-    from srtest import exported as _exp
-
+def test_refinement_student_is_the_deployed_network(tmp_path: Path) -> None:
+    """The student starts from apply_plan: re-fitted sparse weights and biases, not trained weights x mask."""
     model = tiny_edsr(blocks=2, feats=8)
-    import tempfile
-
-    return _exp(model, Path(tempfile.mkdtemp()))[1]
+    export = exported(model, tmp_path)
+    ctx = context(model, *export, recipe({"weight_bits": 8}, sparsity={"policy": "uniform", "refit": True}))
+    sparse = initial_plan(ctx)
+    for step in PLAN_STEPS:
+        sparse = step(ctx, sparse)
+    refitted = [w for w, m in sparse.masks.items() if m.fit == "refit"]
+    assert refitted, "the re-fit changed no layer: the test would prove nothing"
+    student = make_student(model.module, sparse, "trt")
+    deployed = deployed_weights(model.module, sparse)
+    named = dict(student.module.named_modules())
+    for w in refitted:
+        conv = named[w.removesuffix(".weight")]
+        original = conv.parametrizations.weight.original.detach().numpy()
+        np.testing.assert_array_equal(original, deployed[w])
+        np.testing.assert_array_equal(conv.bias.detach().numpy(), deployed[w.removesuffix("weight") + "bias"])
+        assert not np.array_equal(original, model.module.get_parameter(w).detach().numpy() * sparse.masks[w].keep)

@@ -9,13 +9,10 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from srtest import exported, make_plan, patches, tiny_edsr
+from srtest import exported, make_plan, params, plan_for, recipe, tiny_edsr
 
-from srdeploy.calib.config import QuantConfig
-from srdeploy.calib.flow import calibrate
 from srdeploy.passes.lint_trt import RULES, lint_trt, lint_trt_main
 from srdeploy.passes.rewrite import rewrite
-from srdeploy.quant.plan import NMMask
 from srdeploy.sparsity.nm import nm_mask
 
 F16, I8 = TensorProto.FLOAT16, TensorProto.INT8
@@ -200,10 +197,14 @@ def tiny16(tmp_path_factory: pytest.TempPathFactory):
     return model, fp32, graph_info
 
 
+def emit(model, fp32, plan, profile: str) -> onnx.ModelProto:
+    return rewrite(fp32, plan, profile, 0, params(model, plan))[0]
+
+
 def test_real_trt_graph_is_clean(tiny16) -> None:
     model, fp32, g = tiny16
-    plan = make_plan(model, g, QuantConfig(weight_bits=8, act_bits=8, method="mse"))
-    trt, _ = rewrite(fp32, plan, "trt", 0)
+    plan = make_plan(model, (fp32, g), weight_bits=8, act_bits=8, method="mse")
+    trt = emit(model, fp32, plan, "trt")
     report = lint_trt(trt)
     assert report.errors == () and report.warnings == ()
     # the network-wide skip is float on purpose (quant.residual_skips: block): info, not a warning
@@ -212,8 +213,10 @@ def test_real_trt_graph_is_clean(tiny16) -> None:
 
 def test_real_trt_graph_with_quantized_upsampler_warns_only_at_pixel_shuffle(tiny16) -> None:
     model, fp32, g = tiny16
-    cfg = QuantConfig(weight_bits=8, act_bits=8, method="mse", quantize_roles=("body", "upsampler", "tail"))
-    trt, _ = rewrite(fp32, make_plan(model, g, cfg), "trt", 0)
+    plan = make_plan(
+        model, (fp32, g), weight_bits=8, act_bits=8, method="mse", quantize_roles=["body", "upsampler", "tail"]
+    )
+    trt = emit(model, fp32, plan, "trt")
     report = lint_trt(trt)
     assert report.ok and report.rules("warning") == {"qdq-data-movement"}
     assert all(f.node.endswith(":DepthToSpace") for f in report.warnings)
@@ -221,20 +224,21 @@ def test_real_trt_graph_with_quantized_upsampler_warns_only_at_pixel_shuffle(tin
 
 def test_real_ort_graphs_are_rejected(tiny16) -> None:
     model, fp32, g = tiny16
-    ort8, _ = rewrite(fp32, make_plan(model, g, QuantConfig(weight_bits=8, act_bits=8, method="mse")), "ort", 0)
+    ort8 = emit(model, fp32, make_plan(model, (fp32, g), weight_bits=8, act_bits=8, method="mse"), "ort")
     assert {"qdq-dtype", "zero-point"} <= lint_trt(ort8).rules("error")
-    plan4 = make_plan(model, g, QuantConfig(weight_bits=4, act_bits=8, method="mse"))
-    ort4, _ = rewrite(fp32, plan4, "ort", 0, int4_weights=True)
+    plan4 = make_plan(model, (fp32, g), weight_bits=4, act_bits=8, method="mse")
+    assert plan4.emission["ort"].int4_weights
+    ort4 = emit(model, fp32, plan4, "ort")
     assert "qdq-int4-conv" in lint_trt(ort4).rules("error")
 
 
 def test_real_sparse_trt_graph(tiny16) -> None:
     model, fp32, g = tiny16
-    params = dict(model.module.named_parameters())
-    body = [w for w in g.convs if w.startswith("body.") and w.count(".") == 4]
-    masks = {w: NMMask(2, 4, nm_mask(params[w].detach().numpy(), 2, 4)) for w in body}
-    plan = calibrate(model, g, patches(8), QuantConfig(weight_bits=8, act_bits=8, method="mse"), masks).plan
-    trt, _ = rewrite(fp32, plan, "trt", 0)
+    r = recipe(dict(weight_bits=8, act_bits=8, method="mse"), sparsity={"policy": "uniform", "refit": False})
+    plan = plan_for(model, fp32, g, r)
+    body = sorted(plan.masks)
+    assert {w for w in g.convs if w.startswith("body.")} == set(body)
+    trt = emit(model, fp32, plan, "trt")
     meta = {p.key: p.value for p in trt.metadata_props}
     assert sorted(json.loads(meta["srdeploy.sparse_2of4_weights"])) == sorted(body) and body
     clean = lint_trt(trt)

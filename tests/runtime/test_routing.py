@@ -11,7 +11,7 @@ import pytest
 
 from srdeploy.calib.complexity import complexity
 from srdeploy.errors import BuildFolderError
-from srdeploy.quant.plan import load_plan
+from srdeploy.quant.plan_io import load_plan
 from srdeploy.runtime.routing import complexity_np
 from srdeploy.runtime.tiling import tile_grid
 from srdeploy.runtime.upscaler import Upscaler

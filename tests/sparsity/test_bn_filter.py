@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -11,17 +12,17 @@ import pytest
 import torch
 from torch import nn
 
-from srdeploy.errors import BuildFolderError
 from srdeploy.export import export_onnx
 from srdeploy.models.base import SRModel
-from srdeploy.models.deploy_form import load_deploy_model, save_deploy_model, to_deploy_form
+from srdeploy.models.deploy_form import to_deploy_form
 from srdeploy.models.srresnet import SRResNet
-from srdeploy.sparsity.api import prune_structure
-from srdeploy.sparsity.bn_filter import apply_channel_pruning, channel_stats, prune_filters
-from srdeploy.sparsity.config import SparsityConfig
+from srdeploy.quant.apply import apply_plan
+from srdeploy.quant.plan import ModelRef, QuantPlan
+from srdeploy.recipe import SparsitySection
+from srdeploy.sparsity.bn_filter import channel_stats, prune_filters
 
 DEAD = [1, 5, 9]
-CFG = SparsityConfig(policy="bn_filter")
+CFG = SparsitySection(policy="bn_filter")
 
 
 def tiny_srresnet_bn(dead: list[int] = DEAD, const: list[int] | None = None, seed: int = 0) -> SRModel:
@@ -61,44 +62,37 @@ def test_channel_stats_match_monte_carlo() -> None:
     assert math.isclose(st["p_active"][1], 0.5 * (1 + math.erf(-2.0 / math.sqrt(2))), rel_tol=1e-9)
 
 
+def deployed(model: SRModel, structure) -> torch.nn.Module:
+    """The deploy-form network with the plan's channel surgery applied (as every execution sees it)."""
+    plan = QuantPlan(model=ModelRef("srresnet", "tiny", 2), layers=(), structure=structure)
+    return apply_plan(to_deploy_form(copy.deepcopy(model)).module, plan)
+
+
 def test_dead_channels_removed_function_kept() -> None:
     model = tiny_srresnet_bn()
-    pruned, info = prune_filters(model, CFG)
-    assert info["pruned_channels"] == {f"body.{i}.conv1": [c for c in range(16) if c not in DEAD] for i in (0, 1)}
-    block = pruned.module.body[0]
+    structure, report = prune_filters(model, CFG)
+    assert [(g.producers, g.consumers, g.keep) for g in structure] == [
+        ((f"body.{i}.conv1.weight",), (f"body.{i}.conv2.weight",), tuple(c for c in range(16) if c not in DEAD))
+        for i in (0, 1)
+    ]
+    net = deployed(model, structure)
+    block = net.body[0]
     assert block.conv1.weight.shape == (13, 16, 3, 3) and block.conv2.weight.shape == (16, 13, 3, 3)
-    assert block.bn1.num_features == 13
     assert model.module.body[0].conv1.out_channels == 16  # the input model is untouched
-    assert set(dict(pruned.module.named_parameters())) == set(dict(model.module.named_parameters()))
     with torch.no_grad():
-        assert torch.allclose(pruned.module(_x()), model.module(_x()), atol=1e-6)
-    assert info["report"]["channels_removed"] == 6
-    assert info["report"]["params_after"] < info["report"]["params_before"]
+        assert torch.allclose(net(_x()), model.module(_x()), atol=1e-5)
+    assert report["channels_removed"] == 6
 
 
-def test_reload_via_apply_channel_pruning_identical(tmp_path) -> None:
-    pruned, info = prune_structure(tiny_srresnet_bn(), CFG)
-    unfolded_shapes = {k: v.shape for k, v in pruned.module.state_dict().items()}
-    deploy = to_deploy_form(pruned)
-    save_deploy_model(deploy, tmp_path, structure={"pruned_channels": info["pruned_channels"]})
-    again = load_deploy_model(tmp_path)
-    with torch.no_grad():
-        assert torch.equal(again.module(_x()), deploy.module(_x()))
-    fresh = SRResNet(**pruned.hparams)  # surgery on a fresh, unfolded module gives the same shapes
-    apply_channel_pruning(fresh, info["pruned_channels"])
-    shapes = {k: v.shape for k, v in fresh.state_dict().items()}
-    assert shapes == unfolded_shapes
-
-
-def test_constant_channels_folded_into_bn2_exact_inside_border() -> None:
+def test_constant_channels_folded_exact_inside_border() -> None:
     model = tiny_srresnet_bn(dead=[], const=[2, 7])
-    pruned, info = prune_filters(model, CFG)
-    rows = info["report"]["blocks"]
-    assert rows[0]["constant"] == [2, 7] and rows[0]["folded_into"] == "bn2.running_mean"
-    assert "border" in info["report"]["note"]
+    structure, report = prune_filters(model, CFG)
+    assert report["blocks"][0]["constant"] == [2, 7] and "border" in report["note"]
+    np.testing.assert_allclose(structure[0].constants, [0.7, 0.7], atol=1e-6)  # ReLU(beta) of gamma = 0
     feats = torch.randn(2, 16, 10, 11, generator=torch.Generator().manual_seed(2))
+    dense = to_deploy_form(copy.deepcopy(model)).module.body[0]
     with torch.no_grad():
-        ref, out = model.module.body[0](feats), pruned.module.body[0](feats)
+        ref, out = dense(feats), deployed(model, structure).body[0](feats)
     inner = (slice(None), slice(None), slice(1, -1), slice(1, -1))
     assert torch.allclose(out[inner], ref[inner], atol=1e-5)
     assert not torch.allclose(out, ref, atol=1e-5)  # the zero-padded border is where it is approximate
@@ -111,28 +105,25 @@ def test_max_fraction_and_at_least_one_channel() -> None:
         for i, c in enumerate(many):
             model.module.body[0].bn1.weight[c] = 1.0
             model.module.body[0].bn1.bias[c] = -3.0 - i
-    _, info = prune_filters(model, SparsityConfig(policy="bn_filter", bn_max_fraction=0.25))
-    assert info["pruned_channels"]["body.0.conv1"] == [c for c in range(16) if c not in (8, 9, 10, 11)]
-    _, info = prune_filters(tiny_srresnet_bn(dead=list(range(16))), SparsityConfig(bn_max_fraction=1.0))
-    assert len(info["pruned_channels"]["body.0.conv1"]) == 1
+    structure, _ = prune_filters(model, SparsitySection(policy="bn_filter", bn_max_fraction=0.25))
+    assert structure[0].keep == tuple(c for c in range(16) if c not in (8, 9, 10, 11))
+    structure, _ = prune_filters(tiny_srresnet_bn(dead=list(range(16))), SparsitySection(bn_max_fraction=1.0))
+    assert len(structure[0].keep) == 1
 
 
-def test_no_bn_nothing_to_prune_and_bad_records() -> None:
+def test_no_bn_nothing_to_prune() -> None:
     folded = to_deploy_form(copy.deepcopy(tiny_srresnet_bn()))
-    _same, info = prune_filters(folded, CFG)
-    assert info["pruned_channels"] == {} and "nothing pruned" in info["report"]["note"]
-    net = SRResNet(scale=2, n_resblocks=2, n_feats=16, bn=True)
-    with pytest.raises(BuildFolderError):
-        apply_channel_pruning(net, {"body.0.conv2": [0, 1]})
-    with pytest.raises(BuildFolderError):
-        apply_channel_pruning(net, {"body.0.conv1": [3, 1]})
+    structure, report = prune_filters(folded, CFG)
+    assert structure == () and "nothing pruned" in report["note"]
 
 
-def test_exported_onnx_is_smaller(tmp_path) -> None:
+def test_exported_pruned_onnx_is_smaller(tmp_path) -> None:
     model = tiny_srresnet_bn(dead=list(range(6)))
-    pruned, _ = prune_filters(model, CFG)
-    dense_path = export_onnx(to_deploy_form(copy.deepcopy(model)), tmp_path / "dense.onnx")
-    pruned_path = export_onnx(to_deploy_form(pruned), tmp_path / "pruned.onnx")
+    structure, _ = prune_filters(model, CFG)
+    dense = to_deploy_form(copy.deepcopy(model))
+    pruned = replace(dense, module=deployed(model, structure))
+    dense_path = export_onnx(dense, tmp_path / "dense.onnx")
+    pruned_path = export_onnx(pruned, tmp_path / "pruned.onnx")
     inits = {i.name: list(i.dims) for i in onnx.load(str(pruned_path)).graph.initializer}
     assert inits["body.0.conv1.weight"] == [10, 16, 3, 3]
     assert pruned_path.stat().st_size < dense_path.stat().st_size

@@ -7,8 +7,8 @@ import torch
 from srtest import patches, tiny_edsr
 
 from srdeploy.calib.layers import layer_infos
+from srdeploy.quant.apply import with_masks
 from srdeploy.quant.plan import QuantPlan
-from srdeploy.quant.simulate import apply_weights
 from srdeploy.sparsity.common import conv_order
 from srdeploy.sparsity.nm import satisfies
 from srdeploy.sparsity.refit import refit, solve_rows
@@ -16,11 +16,7 @@ from srdeploy.sparsity.uniform import uniform_masks
 
 
 def output_error(model, masks, x: np.ndarray) -> float:
-    import copy
-
-    pruned = copy.deepcopy(model.module)
-    plan = QuantPlan(model={}, layers=layer_infos(model, conv_order(model.module)), weights={}, tiers=(), masks=masks)
-    apply_weights(pruned, plan, quantize=False)
+    pruned = with_masks(model.module, masks)
     with torch.no_grad():
         t = torch.from_numpy(x)
         return float(((pruned(t) - model.module(t)) ** 2).mean())
@@ -48,28 +44,28 @@ def test_solve_rows_recovers_the_dense_layer_when_nothing_is_pruned() -> None:
     np.testing.assert_allclose(b2, b, atol=0.05)
 
 
-def test_refitted_weights_survive_the_plan_file_and_masked_copy(tmp_path) -> None:
-    from srdeploy.quant.plan import load_plan, save_plan
-    from srdeploy.sparsity.common import masked_copy
+def test_refitted_weights_survive_the_plan_file_and_apply_plan(tmp_path) -> None:
+    from srdeploy.quant.plan import ModelRef
+    from srdeploy.quant.plan_io import load_plan, save_plan
 
     model = tiny_edsr(blocks=2, feats=8)
     layers = layer_infos(model, conv_order(model.module))
     masks, _ = uniform_masks(model, layers, 2, 4, ("body",))
     fitted, _ = refit(model, masks, [x.weight for x in layers], patches(8, 16))
-    plan = QuantPlan(model={}, layers=layers, weights={}, tiers=(), masks=fitted)
+    plan = QuantPlan(model=ModelRef("edsr", "tiny", 2), layers=layers, masks=fitted)
     save_plan(plan, tmp_path / "plan.json")
     loaded = load_plan(tmp_path / "plan.json").masks
     assert loaded.keys() == fitted.keys()
     for k, m in fitted.items():
         np.testing.assert_array_equal(loaded[k].weight, m.weight)
         np.testing.assert_array_equal(loaded[k].bias, m.bias)
-    copy_ = dict(masked_copy(model.module, loaded).named_parameters())
+    copy_ = dict(with_masks(model.module, loaded).named_parameters())
     k = next(iter(fitted))
     np.testing.assert_array_equal(copy_[k].detach().numpy(), fitted[k].weight)
     np.testing.assert_array_equal(copy_[k.removesuffix("weight") + "bias"].detach().numpy(), fitted[k].bias)
     x = patches(2, 16, seed=3)
     assert output_error(model, fitted, x) == float(
-        ((masked_copy(model.module, fitted)(torch.from_numpy(x)) - model.module(torch.from_numpy(x))) ** 2)
+        ((with_masks(model.module, fitted)(torch.from_numpy(x)) - model.module(torch.from_numpy(x))) ** 2)
         .mean()
         .detach()
     )

@@ -11,8 +11,8 @@ from srtest import patches, tiny_edsr
 
 from srdeploy.calib.layers import layer_infos
 from srdeploy.errors import PlanError
+from srdeploy.recipe import SparsitySection
 from srdeploy.sparsity.common import conv_order
-from srdeploy.sparsity.config import SparsityConfig
 from srdeploy.sparsity.nm import satisfies
 from srdeploy.sparsity.sls import choose, solve_budget
 
@@ -60,7 +60,7 @@ def test_solver_infeasible_and_tight() -> None:
 @pytest.mark.parametrize("budget", [0.25, 0.3, 0.5, 0.62, 0.9, 1.0])
 def test_budget_is_respected(budget: float) -> None:
     model, layers = _setup()
-    cfg = SparsityConfig(policy="sls", mac_budget=budget, sensitivity_patches=4, bias_correction=False)
+    cfg = SparsitySection(policy="sls", mac_budget=budget, sensitivity_patches=4, bias_correction=False)
     masks, report = choose(model, layers, patches(8, 16), cfg, seed=0)
     frac = _body_fraction(layers, masks)
     assert frac <= budget + 1e-9
@@ -76,7 +76,7 @@ def test_budget_is_respected(budget: float) -> None:
 def test_infeasible_budget_is_refused() -> None:
     model, layers = _setup()
     with pytest.raises(PlanError, match="mac_budget"):
-        choose(model, layers, patches(4, 16), SparsityConfig(policy="sls", mac_budget=0.2), seed=0)
+        choose(model, layers, patches(4, 16), SparsitySection(policy="sls", mac_budget=0.2), seed=0)
 
 
 def test_prefers_pruning_the_insensitive_layer() -> None:
@@ -86,21 +86,21 @@ def test_prefers_pruning_the_insensitive_layer() -> None:
     insensitive = {"body.1.body.0.weight", "body.1.body.2.weight"}
     # room for exactly 2 of 7 equal body convs at 2:4, or both insensitive ones at 1:4
     budget = (len(body) - 1.0) / len(body)
-    cfg = SparsityConfig(policy="sls", mac_budget=budget, sensitivity_patches=8)
+    cfg = SparsitySection(policy="sls", mac_budget=budget, sensitivity_patches=8)
     masks, report = choose(model, layers, patches(8, 16), cfg, seed=0)
     assert set(masks) == insensitive
     rows = {r["weight"]: r for r in report["layers"]}
     others = [rows[x.weight]["sensitivities"]["2:4"] for x in body if x.weight not in insensitive]
     assert rows["body.1.body.2.weight"]["sensitivities"]["2:4"] < 1e-3 * min(others)
     # a uniform budget: the insensitive layers take the sparsest pattern
-    masks, _ = choose(model, layers, patches(8, 16), SparsityConfig(policy="sls", mac_budget=0.6), seed=0)
+    masks, _ = choose(model, layers, patches(8, 16), SparsitySection(policy="sls", mac_budget=0.6), seed=0)
     assert all(masks[w].n == 1 for w in insensitive)
     assert _body_fraction(layers, masks) <= 0.6 + 1e-9
 
 
 def test_report_fields() -> None:
     model, layers = _setup()
-    _masks, report = choose(model, layers, patches(8, 16), SparsityConfig(policy="sls", sensitivity_patches=4), 0)
+    _masks, report = choose(model, layers, patches(8, 16), SparsitySection(policy="sls", sensitivity_patches=4), 0)
     assert report["predicted_mse"] >= 0 and report["measured_mse"] >= 0
     assert report["forward_passes"] == 2 + 3 * 7  # dense + 3 candidates x 7 body convs + combined
     rows = {r["weight"]: r for r in report["layers"]}

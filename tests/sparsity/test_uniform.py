@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 from srtest import patches, tiny_edsr
 
 from srdeploy.calib.layers import layer_infos
-from srdeploy.errors import RecipeError
+from srdeploy.quant.apply import with_masks
 from srdeploy.recipe import SparsitySection
-from srdeploy.sparsity.api import apply_bias_updates, choose_masks, prune_structure
+from srdeploy.sparsity.api import choose_masks, choose_structure
 from srdeploy.sparsity.common import conv_order
-from srdeploy.sparsity.config import SparsityConfig
 from srdeploy.sparsity.nm import satisfies
 from srdeploy.sparsity.policies import POLICIES
 from srdeploy.sparsity.uniform import uniform_masks
@@ -57,8 +57,8 @@ def test_more_roles_and_dense_pattern() -> None:
     assert masks == {} and "is dense" in skipped["body.0.body.0.weight"]
 
 
-def test_config_validation_and_from_section() -> None:
-    cfg = SparsityConfig.from_section(SparsitySection(policy="sls", candidates=((2, 4), (1, 4)), mac_budget=0.3))
+def test_config_validation() -> None:
+    cfg = SparsitySection(policy="sls", candidates=((2, 4), (1, 4)), mac_budget=0.3)
     assert cfg.policy == "sls" and cfg.mac_budget == 0.3
     assert cfg.sls_options == ((1, 1), (2, 4), (1, 4))
     assert tuple(POLICIES) == ("none", "uniform", "sls", "bn_filter")
@@ -72,15 +72,15 @@ def test_config_validation_and_from_section() -> None:
         dict(bn_threshold=1.0),
         dict(bn_max_fraction=0.0),
     ):
-        with pytest.raises(RecipeError):
-            SparsityConfig(**bad)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError):
+            SparsitySection(**bad)  # type: ignore[arg-type]
 
 
-def test_choose_masks_report_and_bias_updates() -> None:
+def test_choose_masks_report_and_bias_correction() -> None:
     torch.manual_seed(0)
     model, layers = _setup(feats=16, blocks=3)
     before = {k: v.clone() for k, v in model.module.state_dict().items()}
-    cfg = SparsityConfig(policy="uniform", sensitivity_patches=8, refit=False)
+    cfg = SparsitySection(policy="uniform", sensitivity_patches=8, refit=False)
     masks, report = choose_masks(model, layers, patches(16, 16), cfg, seed=0)
     for k, v in model.module.state_dict().items():  # choose_masks does not modify the model
         assert torch.equal(v, before[k])
@@ -92,21 +92,21 @@ def test_choose_masks_report_and_bias_updates() -> None:
     assert rows["head.0.weight"]["pattern"] == "dense"
     bc = report["bias_correction"]
     assert bc["applied"] == (bc["mse_corrected"] < bc["mse_masked"])
-    if bc["applied"]:
-        assert set(report["bias_updates"]) == {w[: -len("weight")] + "bias" for w in masks}
-        apply_bias_updates(model, report)
-        params = dict(model.module.named_parameters())
-        for name, values in report["bias_updates"].items():
-            assert np.allclose(params[name].detach().numpy(), values)
-    off_cfg = SparsityConfig(policy="uniform", bias_correction=False, refit=False)
-    off = choose_masks(model, layers, patches(16, 16), off_cfg, 0)[1]
-    assert off["bias_updates"] == {} and not off["bias_correction"]["applied"]
+    assert bc["applied"], "bias correction should help a 2:4-masked random EDSR"
+    assert {w for w, m in masks.items() if m.fit == "bias_correction"} == set(masks)
+    applied = dict(with_masks(model.module, masks).named_parameters())
+    for w, m in masks.items():  # the plan's masks carry the corrected biases; the model keeps its own
+        np.testing.assert_array_equal(applied[w.removesuffix("weight") + "bias"].detach().numpy(), m.bias)
+        assert not np.array_equal(m.bias, before[w.removesuffix("weight") + "bias"].numpy())
+    off_cfg = SparsitySection(policy="uniform", bias_correction=False, refit=False)
+    off_masks, off = choose_masks(model, layers, patches(16, 16), off_cfg, 0)
+    assert not off["bias_correction"]["applied"] and all(m.bias is None for m in off_masks.values())
 
 
 def test_none_and_bn_filter_give_no_masks() -> None:
     model, layers = _setup()
     for policy in ("none", "bn_filter"):
-        masks, report = choose_masks(model, layers, patches(4, 16), SparsityConfig(policy=policy), 0)
+        masks, report = choose_masks(model, layers, patches(4, 16), SparsitySection(policy=policy), 0)
         assert masks == {} and report["policy"] == policy
-    same, info = prune_structure(model, SparsityConfig(policy="uniform"))
-    assert same is model and info["pruned_channels"] == {}
+    structure, info = choose_structure(model, SparsitySection(policy="uniform"))
+    assert structure == () and info["policy"] == "uniform"

@@ -1,0 +1,145 @@
+"""The refinement student: the deployed network (apply_plan: structure, masks with re-fitted weights and
+biases, equalization) with learnable fake quantization (AdaBM-style).
+
+Learned: the activation clip of every quantized body conv input (log-scale gains on the calibrated range
+ends), a per-output-channel weight clip gain of every quantized conv, the layer-to-bit measures and the two
+image-complexity thresholds. Rounding is straight-through; scales are fp16-rounded like every execution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from srdeploy.calib.ste import soft_step
+from srdeploy.profiles import get_profile
+from srdeploy.quant import sites
+from srdeploy.quant.apply import apply_plan
+from srdeploy.quant.grid import fake_quant_range_torch, fake_quant_torch, fp16_representable_torch
+from srdeploy.quant.plan import QuantPlan
+from srdeploy.quant.simulate import attach_activation_quantizers
+
+
+class BitContext:
+    """Per-batch image bit offsets (one per sample), shared by all activation quantizers."""
+
+    def __init__(self) -> None:
+        self.image_offset = torch.zeros(1)
+
+
+class WeightQuant(nn.Module):
+    """Parametrization of a conv weight: symmetric narrow per-channel grid with a learnable clip gain."""
+
+    def __init__(self, absmax: np.ndarray, bits: int) -> None:
+        super().__init__()
+        self.register_buffer("absmax", torch.from_numpy(np.asarray(absmax, np.float32)).view(-1, 1, 1, 1))
+        self.log_gain = nn.Parameter(torch.zeros(self.absmax.shape))
+        self.qmax = float(2 ** (bits - 1) - 1)
+
+    def clip(self) -> torch.Tensor:
+        return self.absmax * torch.exp(self.log_gain)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        scale = fp16_representable_torch(self.clip().clamp_min(1e-12) / self.qmax)
+        return fake_quant_torch(w, scale, torch.zeros_like(scale), -self.qmax, self.qmax, ste=True)
+
+
+class ActQuant(nn.Module):
+    """A body conv input: learnable range (log gains on the calibrated ends), per-sample bit-width."""
+
+    def __init__(self, lo: float, hi: float, grid: str, base: int, layer_offset: int, ctx: BitContext) -> None:
+        super().__init__()
+        self.register_buffer("lo0", torch.tensor(float(lo)))
+        self.register_buffer("hi0", torch.tensor(float(hi)))
+        self.g_lo, self.g_hi = nn.Parameter(torch.zeros(())), nn.Parameter(torch.zeros(()))
+        self.measure = nn.Parameter(torch.tensor(float(layer_offset)))
+        self.grid, self.base, self.ctx = grid, float(base), ctx
+
+    def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.lo0 * torch.exp(self.g_lo), self.hi0 * torch.exp(self.g_hi)
+
+    def layer_offset(self) -> torch.Tensor:
+        return soft_step(torch.round(torch.clamp(self.measure, -1.0, 1.0)), torch.tanh(self.measure))
+
+    def bits(self) -> torch.Tensor:
+        return (self.base + self.ctx.image_offset + self.layer_offset()).clamp(2.0, 8.0).view(-1, 1, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.bounds()
+        return fake_quant_range_torch(x, lo, hi, self.bits(), self.grid)
+
+
+@dataclass
+class Student:
+    module: nn.Module
+    acts: dict[str, ActQuant]  # body conv weight -> its input quantizer
+    weights: dict[str, WeightQuant]
+    ctx: BitContext
+    thresholds: nn.Parameter | None  # image complexity thresholds (adaptive plans)
+    handles: list = field(default_factory=list)
+
+    def groups(self, learn_bits: bool) -> dict[str, list[nn.Parameter]]:
+        out = {
+            "weights": [w.log_gain for w in self.weights.values()],
+            "activations": [p for q in self.acts.values() for p in (q.g_lo, q.g_hi)],
+        }
+        if learn_bits:
+            out["bits"] = [q.measure for q in self.acts.values()] + (
+                [self.thresholds] if self.thresholds is not None else []
+            )
+        return {k: v for k, v in out.items() if v}
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        for params in self.groups(True).values():
+            yield from params
+
+
+def _body_inputs(plan: QuantPlan) -> dict[str, str]:
+    return {sites.site(x.weight, sites.INPUT): x.weight for x in plan.quantized_layers() if x.role == "body"}
+
+
+def make_student(module: nn.Module, plan: QuantPlan, profile: str) -> Student:
+    """The student on ``profile``'s grids (its default tier for every site that is not learned)."""
+    net = apply_plan(module, plan)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    named = dict(net.named_modules())
+    weights = {}
+    for layer in plan.quantized_layers():
+        spec = plan.weights[layer.weight]
+        wq = WeightQuant(spec.scale * spec.qmax, spec.bits)
+        parametrize.register_parametrization(named[layer.module], "weight", wq)
+        weights[layer.weight] = wq
+    ctx, grid_of = BitContext(), get_profile(profile).activation_grid
+    ranges, body = plan.ranges[profile], _body_inputs(plan)
+    acts: dict[str, ActQuant] = {}
+    for site_name, weight in sorted(body.items()):
+        r = ranges[site_name]
+        offset = int(plan.bits.layer_offsets.get(weight, 0))
+        grid = grid_of(r.nonnegative, plan.bits.bits(weight, plan.default_tier))
+        acts[weight] = q = ActQuant(r.lo, r.hi, grid, plan.bits.base, offset, ctx)
+        named[sites.module_of(weight)].register_forward_pre_hook(lambda _m, a, q=q: (q(a[0]), *a[1:]))
+    fixed: Mapping = {s: spec for s, spec in plan.tier(plan.default_tier).sites(profile).items() if s not in body}
+    handles = attach_activation_quantizers(net, fixed)
+    sel = plan.selector
+    th = (
+        None
+        if sel is None or len(sel.thresholds) != 2
+        else nn.Parameter(torch.tensor(sel.thresholds, dtype=torch.float32))
+    )
+    return Student(net, acts, weights, ctx, th, handles)
+
+
+def image_offsets(c: torch.Tensor, thresholds: torch.Tensor | None) -> torch.Tensor:
+    """AdaBM's image-to-bit term per sample: -1 below the low threshold, +1 above the high one (soft STE)."""
+    if thresholds is None:
+        return torch.zeros(len(c))
+    lo, hi = thresholds[0], thresholds[1]
+    hard = (c > hi).float() - (c < lo).float()
+    soft = torch.tanh((c - (hi + lo) / 2) * 2 / (hi - lo).clamp_min(1e-6))
+    return soft_step(hard, soft)

@@ -1,0 +1,76 @@
+"""Which activation sites each profile quantizes (before any range is known).
+
+Every profile: the input of every quantized conv, and the skip input of residual Adds whose branch comes
+from a quantized conv (``quant.residual_skips``: all, block = all but the network-wide skip, none).
+Profiles that quantize conv outputs (``ort``) add each quantized conv's output, except convs with fewer
+output channels than the profile's minimum; an output that reaches exactly one quantized conv (directly
+or through Relu / DepthToSpace) reuses that conv's input grid, so the Relu folds into the Q.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from srdeploy.passes.graph_info import GraphInfo
+from srdeploy.profiles.base import Profile
+from srdeploy.quant import sites
+from srdeploy.quant.plan import LayerInfo
+
+
+@dataclass(frozen=True)
+class ProfileSites:
+    sites: tuple[str, ...]
+    reuse: Mapping[str, str] = field(default_factory=dict)  # output site -> consumer input site
+    relu_outputs: frozenset[str] = frozenset()  # output sites calibrated on relu(output)
+
+
+def global_residuals(graph: GraphInfo) -> set[str]:
+    """Network-wide residual Adds: built-in models name them body_add / global_add."""
+    return {p for p in graph.residuals if p.endswith(("body_add", "global_add"))}
+
+
+def skip_sites(graph: GraphInfo, quantized: Iterable[str], residual_skips: str) -> list[str]:
+    if residual_skips == "none":
+        return []
+    conv_outputs = {graph.convs[w].output for w in quantized if w in graph.convs}
+    skip_global = residual_skips == "block"
+    return [
+        sites.site(path, sites.SKIP)
+        for path, add in sorted(graph.residuals.items())
+        if add.branch in conv_outputs and not (skip_global and path in global_residuals(graph))
+    ]
+
+
+def output_sites(
+    layers: Sequence[LayerInfo], graph: GraphInfo, minimum: int
+) -> tuple[list[str], dict[str, str], set[str]]:
+    quantized = {x.weight for x in layers if x.quantized}
+    out, reuse, relu = [], {}, set()
+    for x in sorted((x for x in layers if x.quantized), key=lambda x: x.weight):
+        if x.out_channels < minimum:
+            continue  # left unfused on purpose (see the profile's note)
+        site = sites.site(x.weight, sites.OUTPUT)
+        out.append(site)
+        through_relu, consumers = graph.relu_chain_consumers(x.weight)
+        if len(consumers) == 1 and consumers[0] in quantized:
+            reuse[site] = sites.site(consumers[0], sites.INPUT)
+        elif through_relu or graph.output_only_relu(x.weight):
+            relu.add(site)
+    return out, reuse, relu
+
+
+def plan_sites(
+    layers: Sequence[LayerInfo], graph: GraphInfo, profiles: Sequence[Profile], residual_skips: str
+) -> dict[str, ProfileSites]:
+    quantized = sorted(x.weight for x in layers if x.quantized)
+    inputs = [sites.site(w, sites.INPUT) for w in quantized]
+    skips = skip_sites(graph, quantized, residual_skips)
+    result = {}
+    for profile in profiles:
+        names, reuse, relu = list(inputs) + skips, {}, set()
+        if profile.conv_outputs:
+            outs, reuse, relu = output_sites(layers, graph, profile.min_output_channels)
+            names += outs
+        result[profile.name] = ProfileSites(tuple(sorted(names)), reuse, frozenset(relu))
+    return result

@@ -1,0 +1,22 @@
+"""The profile registry: one module per deployment target (Q/DQ layout, float dtype, opset, backends).
+
+Code outside this package asks a profile what to do instead of testing its name.
+"""
+
+from __future__ import annotations
+
+from srdeploy.errors import RecipeError
+from srdeploy.profiles import ort, trt
+from srdeploy.profiles.base import Profile
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (trt.PROFILE, ort.PROFILE)}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise RecipeError(f"unknown profile '{name}'", f"use one of: {', '.join(PROFILES)}") from None
+
+
+__all__ = ["PROFILES", "Profile", "get_profile"]

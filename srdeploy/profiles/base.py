@@ -1,0 +1,43 @@
+"""What a profile is: the Q/DQ layout rules, float dtype and opset needs of one deployment target, and the
+backends that execute its graphs. One module per profile; the table is in profiles/__init__.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from srdeploy.quant.plan import Emission
+from srdeploy.quant.spec import QuantSpec
+
+INT4_OPSET = 21  # INT4 initializers
+FP16_SCALE_OPSET = 19  # FP16 Q/DQ scales
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    summary: str
+    # Q/DQ layout
+    conv_outputs: bool  # quantize conv outputs too (ONNX Runtime fuses DQ-Conv-Q into QLinearConv)
+    min_output_channels: int  # convs with fewer output channels get no output Q (conv_outputs only)
+    activation_grid: Callable[[bool, int], str]  # (tensor is non-negative, bits) -> grid kind (quant/spec.py)
+    activation_container: Callable[[QuantSpec], type]  # integer dtype of an activation's Q/DQ
+    # emission
+    float_dtype: str  # dtype of unquantized regions
+    int4_weights: bool  # <= 4-bit weights may be stored as INT4 (opset 21)
+    # execution
+    backends: tuple[str, ...]  # backends that run this profile's graphs, the intended one first
+    providers: tuple[str, ...]  # ONNX Runtime execution providers to prefer for it, best first
+    validation_note: str  # how validation executes it here
+    lint: str | None = None  # static checker run on every graph ("tensorrt")
+
+    def emission(self, opset: int, weight_bits: int, int4_requested: bool) -> Emission:
+        int4 = self.int4_weights and int4_requested and weight_bits <= 4
+        needed = max(opset, INT4_OPSET if int4 else 0, FP16_SCALE_OPSET if self.float_dtype == "float16" else 0)
+        return Emission(opset=needed, float_dtype=self.float_dtype, int4_weights=int4)
+
+    @property
+    def numpy_float(self) -> type:
+        return np.float16 if self.float_dtype == "float16" else np.float32

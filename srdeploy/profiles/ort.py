@@ -1,0 +1,40 @@
+"""``ort``: ONNX Runtime on x86 CPUs.
+
+uint8 asymmetric activations and int8 per-channel weights, with a Q after every quantized conv, so
+DQ-Conv-Q fuses into integer QLinearConv kernels and residual DQ-Add-Q into QLinearAdd (the body stays in
+int8 NHWC without layout transposes). A conv output that reaches one quantized conv reuses that conv's input
+grid (its ReLU then folds into the Q). Convs with fewer than 4 output channels (the RGB output conv) get no
+output Q: ONNX Runtime's int8 kernel is several times slower than its float conv there (measured: EDSR x4
+tail, 64->3 channels at 1024x1024: 929 ms vs 136 ms). Weights of <= 4 bits may be stored as INT4 (a storage
+saving: ONNX Runtime convolves INT4 weights in float).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from srdeploy.profiles.base import Profile
+from srdeploy.quant.spec import QuantSpec
+
+
+def _grid(_nonnegative: bool, _bits: int) -> str:
+    return "asymmetric"
+
+
+def _container(spec: QuantSpec) -> type:
+    return np.int8 if spec.signed else np.uint8
+
+
+PROFILE = Profile(
+    name="ort",
+    summary="ONNX Runtime CPU: uint8 asymmetric activations, int8 per-channel weights, Q after each conv",
+    conv_outputs=True,
+    min_output_channels=4,
+    activation_grid=_grid,
+    activation_container=_container,
+    float_dtype="float32",
+    int4_weights=True,
+    backends=("onnxruntime",),
+    providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
+    validation_note="ONNX Runtime CPU, integer kernels where fused",
+)
