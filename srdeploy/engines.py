@@ -55,8 +55,9 @@ def build_engines(recipe: Recipe, folder: BuildFolder, plan: QuantPlan, model: S
         return {"skipped": f"emitted the trt ONNX; no engine built: {caps.reason}"}
     from srdeploy.backends.trt_config import EngineConfig
     from srdeploy.backends.trt_report import compare_engine_to_plan, summarize
+    from srdeploy.sparsity.nm import sparse_2of4_weights
 
-    sparse = any((m.n, m.m) == (2, 4) for m in plan.masks.values())
+    sparse = bool(sparse_2of4_weights(plan.masks))
     cfg = EngineConfig.from_recipe(recipe.tensorrt, plan_has_2of4=sparse, size_multiple=model.size_multiple)
     engines: dict[str, Any] = {}
     models = folder.profile_models(profile)

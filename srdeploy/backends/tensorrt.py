@@ -1,10 +1,19 @@
-"""TensorRT backend: engine build, inspection and a runner. Importing this module imports neither
-tensorrt nor CUDA; every function imports them when called and raises BackendUnavailable (with
-the install hint) where they are missing.
+"""TensorRT backend on Polygraphy: capabilities, engine build, loading and inspection (the runner
+is trt_runner.TrtRunner, re-exported here).
 
-The builder settings come from trt_config.EngineConfig (strongly typed networks on TensorRT 10,
-the only mode on 11; no precision flags). ``build_engine`` writes ``engine.plan`` (or
-``tier-<k>.plan``), ``<stem>.json`` (trt_config.engine_metadata) and ``<stem>.build.log``.
+UNVERIFIED: written against Polygraphy 0.53's loaders and TensorRT 10/11's documented API, and
+never run against a real TensorRT: the machines it was developed on have neither TensorRT (the
+PyPI wheel is a placeholder that downloads from NVIDIA's index) nor a GPU. tools/gpu_check.sh and
+``pytest -m gpu`` are the checks to run on a machine with both.
+
+The build is Polygraphy's ``NetworkFromOnnxPath`` -> ``CreateConfig`` -> ``EngineBytesFromNetwork``
+(settings from trt_config.EngineConfig via trt_loaders.py), with its timing cache loaded and saved
+per GPU + compute capability + TensorRT version. ``build_engine`` writes ``engine.plan`` (or
+``tier-<k>.plan``) atomically, ``<stem>.json`` (trt_config.engine_metadata) and ``<stem>.build.log``
+(TensorRT's INFO and above, including the "(Sparsity)" report). Engines load with Polygraphy's
+``EngineFromBytes`` after the metadata says this GPU and TensorRT can run them.
+
+Importing this module imports neither tensorrt, Polygraphy's TensorRT or CUDA parts, nor torch.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from srdeploy.backends.base import Capabilities
+from srdeploy.backends.cuda_device import cuda_device
 from srdeploy.backends.trt_config import (
     SUPPORTED_MAJORS,
     BuilderSettings,
@@ -30,14 +40,12 @@ from srdeploy.backends.trt_config import (
     timing_cache_path,
     version_tuple,
 )
+from srdeploy.backends.trt_loaders import captured_log, create_config, errors_in, network_loader, usable_cache_path
 from srdeploy.backends.trt_report import layers_from_engine_json, parse_sparsity_log
 from srdeploy.errors import BackendUnavailable
 from srdeploy.fsutil import atomic_write_bytes, atomic_write_text
 
-INSTALL_HINT = (
-    "install srdeploy[tensorrt] on a machine with an NVIDIA GPU (TensorRT 10 or 11 and a CUDA build of torch)"
-)
-_KEEP_SEVERITIES = ("INTERNAL_ERROR", "ERROR", "WARNING", "INFO")
+INSTALL_HINT = "install srdeploy[tensorrt] (TensorRT 10 or 11) on a machine with an NVIDIA GPU and its driver"
 
 
 @dataclass(frozen=True)
@@ -49,130 +57,70 @@ class EngineArtifacts:
     sparsity: dict[str, list[str]]
 
 
+@dataclass(frozen=True)
+class SerializedEngine:
+    """An engine built in memory, with what it was built from and its build log."""
+
+    data: bytes
+    config: EngineConfig
+    settings: BuilderSettings
+    trt_version: str
+    gpu_name: str
+    compute_capability: tuple[int, int]
+    log: list[str]
+    seconds: float
+
+
 def import_tensorrt() -> Any:
     try:
         import tensorrt as trt
     except (ImportError, OSError) as exc:  # OSError: bindings present, libnvinfer missing
-        raise BackendUnavailable(f"TensorRT is not importable ({str(exc)[:160]})", INSTALL_HINT) from exc
+        raise BackendUnavailable(f"the tensorrt module is not importable ({str(exc)[:160]})", INSTALL_HINT) from exc
     return trt
 
 
-def cuda_device() -> tuple[str, tuple[int, int]]:
-    """(GPU name, compute capability) of the current CUDA device, via torch."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise BackendUnavailable("torch is not importable", INSTALL_HINT) from exc
-    if not torch.cuda.is_available():
-        why = "this torch is a CPU-only build" if torch.version.cuda is None else "no CUDA device is visible"
-        raise BackendUnavailable(f"CUDA is unavailable: {why}", INSTALL_HINT)
-    index = torch.cuda.current_device()
-    major, minor = torch.cuda.get_device_capability(index)
-    return torch.cuda.get_device_name(index), (int(major), int(minor))
-
-
 def capabilities() -> Capabilities:
+    """What this machine can do with TensorRT; ``reason`` says exactly what is missing."""
     try:
         trt = import_tensorrt()
-        gpu, cc = cuda_device()
     except BackendUnavailable as exc:
         return Capabilities("tensorrt", False, str(exc))
-    if version_tuple(trt.__version__)[0] not in SUPPORTED_MAJORS:
-        return Capabilities("tensorrt", False, f"TensorRT {trt.__version__} is not 10.x or 11.x — {INSTALL_HINT}")
+    version = str(trt.__version__)
+    if version_tuple(version)[0] not in SUPPORTED_MAJORS:
+        return Capabilities("tensorrt", False, f"TensorRT {version} is not 10.x or 11.x — {INSTALL_HINT}")
+    try:
+        gpu, cc = cuda_device()
+    except BackendUnavailable as exc:
+        return Capabilities("tensorrt", False, f"TensorRT {version} is installed, but {exc}")
     return Capabilities(
         "tensorrt",
         True,
-        f"TensorRT {trt.__version__} on {gpu} (sm_{cc[0]}{cc[1]})",
+        f"TensorRT {version} on {gpu} (sm_{cc[0]}{cc[1]})",
         int8=cc >= (6, 1),
         sparse_2of4=cc >= (8, 0),
         fp16=cc >= (5, 3),
     )
 
 
-def _make_logger(trt: Any) -> Any:
-    class CaptureLogger(trt.ILogger):  # type: ignore[misc, name-defined]
-        """Keeps INFO and above (the sparsity report is INFO) for the build log."""
-
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.lines: list[tuple[str, str]] = []
-
-        def log(self, severity: Any, msg: str) -> None:
-            name = getattr(severity, "name", str(severity)).rsplit(".", 1)[-1]
-            if name in _KEEP_SEVERITIES or "Sparsity" in msg:
-                self.lines.append((name, msg))
-
-    return CaptureLogger()
-
-
-def _enum(trt: Any, enum: str, member: str) -> Any:
-    try:
-        return getattr(getattr(trt, enum), member)
-    except AttributeError:
-        raise BackendUnavailable(f"TensorRT {trt.__version__} has no {enum}.{member}", INSTALL_HINT) from None
-
-
-def apply_settings(trt: Any, builder_config: Any, settings: BuilderSettings) -> None:
-    """Set flags, memory pools and levels on an IBuilderConfig, by name."""
-    for flag in settings.builder_flags:
-        builder_config.set_flag(_enum(trt, "BuilderFlag", flag))
-    for pool, limit in settings.memory_pool_limits:
-        builder_config.set_memory_pool_limit(_enum(trt, "MemoryPoolType", pool), int(limit))
-    builder_config.builder_optimization_level = settings.builder_optimization_level
-    builder_config.hardware_compatibility_level = _enum(
-        trt, "HardwareCompatibilityLevel", settings.hardware_compatibility_level
-    )
-    builder_config.profiling_verbosity = _enum(trt, "ProfilingVerbosity", settings.profiling_verbosity)
-
-
-def network_flags(trt: Any, settings: BuilderSettings) -> int:
-    flags = 0
-    for name in settings.network_flags:
-        flags |= 1 << int(_enum(trt, "NetworkDefinitionCreationFlag", name))
-    return flags
-
-
-def _parser_errors(parser: Any) -> list[str]:
-    out = []
-    for i in range(parser.num_errors):
-        err = parser.get_error(i)
+def enum_resolver(trt: Any) -> Any:
+    def resolve(enum: str, member: str) -> Any:
         try:
-            out.append(f"node '{err.node_name()}' ({err.node_operator()}): {err.desc()}")
-        except Exception:  # older bindings: the error's own string
-            out.append(str(err))
-    return out
+            return getattr(getattr(trt, enum), member)
+        except AttributeError:
+            raise BackendUnavailable(f"TensorRT {trt.__version__} has no {enum}.{member}", INSTALL_HINT) from None
+
+    return resolve
 
 
-def _onnx_props(path: Path) -> dict[str, str]:
+def onnx_input_name(path: Path) -> str:
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
-    return {p.key: p.value for p in model.metadata_props}
-
-
-def _use_timing_cache(builder_config: Any, path: Path, notes: list[str]) -> None:
-    data = b""
-    if path.is_file():
-        data = path.read_bytes()
-        notes.append(f"timing cache: {path} ({len(data)} bytes)")
-    cache = builder_config.create_timing_cache(data)
-    if cache is None and data:
-        notes.append(f"timing cache {path} unreadable: starting a new one")
-        cache = builder_config.create_timing_cache(b"")
-    builder_config.set_timing_cache(cache, False)
-
-
-def _save_timing_cache(builder_config: Any, path: Path, notes: list[str]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, bytes(builder_config.get_timing_cache().serialize()))
-    except OSError as exc:  # a read-only cache folder must not fail the build
-        notes.append(f"timing cache not saved to {path}: {exc}")
-
-
-def _write_log(path: Path, lines: list[tuple[str, str]], notes: list[str]) -> None:
-    text = "".join(f"[{s}] {m}\n" for s, m in lines) + "".join(f"[srdeploy] {n}\n" for n in notes)
-    atomic_write_text(path, text)
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise EngineBuildError(f"{path} has {len(inputs)} inputs {inputs}; SR engines take one", "re-export it")
+    return inputs[0]
 
 
 def _lint_hint(onnx_path: Path) -> str:
@@ -189,77 +137,110 @@ def _lint_hint(onnx_path: Path) -> str:
     )
 
 
-def build_engine(
-    onnx_path: str | os.PathLike[str],
-    config: EngineConfig,
-    out_dir: str | os.PathLike[str],
-    tier_name: str | int | None = None,
-) -> EngineArtifacts:
-    """Parse ``onnx_path`` (a trt-profile QDQ graph), build and serialize an engine into ``out_dir``."""
+def build_error(onnx_path: Path, version: str, lines: list[str], log_path: Path | None) -> EngineBuildError:
+    errors = errors_in(lines)
+    parsing = any("parse ONNX" in e for e in errors)
+    what = "cannot parse" if parsing else "failed to build an engine from"
+    where = f"build log: {log_path}; " if log_path else ""
+    detail = " | ".join(e for e in errors if "parse ONNX" not in e and "Invalid Engine" not in e)[-600:]
+    return EngineBuildError(
+        f"TensorRT {version} {what} {onnx_path}: {detail or 'no error logged'}", where + _lint_hint(onnx_path)
+    )
+
+
+def serialize_engine(onnx_path: Path, config: EngineConfig, notes: list[str] | None = None) -> SerializedEngine:
+    """Parse a trt-profile QDQ graph and build a serialized engine in memory (raises EngineBuildError)."""
+    from polygraphy.backend.trt import EngineBytesFromNetwork
+    from polygraphy.exception import PolygraphyException
+
     trt = import_tensorrt()
     gpu, cc = cuda_device()
     version = str(trt.__version__)
     settings = config.builder_settings(version_tuple(version)[0], version)
     if config.hardware_compatibility == "ampere_plus" and cc < (8, 0):
         raise BackendUnavailable(f"ampere_plus engines need sm >= 8.0; this GPU is sm_{cc[0]}{cc[1]}", INSTALL_HINT)
+    notes = [] if notes is None else notes
+    cache = usable_cache_path(timing_cache_path(gpu, cc, version, config.timing_cache_dir), notes)
+    builder_config = create_config(settings, config.profile, onnx_input_name(onnx_path), cache, enum_resolver(trt))
+    save_cache = None if cache is None else str(cache)
+    network = network_loader(onnx_path, settings)
+    build = EngineBytesFromNetwork(network, config=builder_config, save_timing_cache=save_cache)
+    with captured_log(verbose=True) as lines:
+        t0 = time.perf_counter()
+        try:
+            data = bytes(build())
+        except PolygraphyException:
+            data = b""
+        seconds = time.perf_counter() - t0
+    log = [*lines, *(f"[srdeploy] {n}" for n in notes)]
+    return SerializedEngine(data, config, settings, version, gpu, cc, log, seconds)
+
+
+def _onnx_props(path: Path) -> dict[str, str]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def _kept_log(lines: list[str]) -> str:
+    """TensorRT INFO (Polygraphy [V]) and above; Polygraphy's own progress lines stay too."""
+    return "".join(f"{line}\n" for line in lines if not line.startswith(("[X]", "[S]", "[U]")))
+
+
+def build_engine(
+    onnx_path: str | os.PathLike[str],
+    config: EngineConfig,
+    out_dir: str | os.PathLike[str],
+    tier_name: str | int | None = None,
+) -> EngineArtifacts:
+    """Build an engine for ``onnx_path`` into ``out_dir``: engine, metadata JSON and build log."""
     onnx_path, out = Path(onnx_path), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    logger = _make_logger(trt)
-    builder = trt.Builder(logger)
-    network = builder.create_network(network_flags(trt, settings))
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = _parser_errors(parser)
-        raise EngineBuildError(
-            f"TensorRT {version} cannot parse {onnx_path}: {'; '.join(errors[:5]) or 'no parser message'}",
-            _lint_hint(onnx_path),
-        )
-    if network.num_inputs != 1:
-        raise EngineBuildError(f"{onnx_path} has {network.num_inputs} inputs; SR engines take one", "re-export it")
-    builder_config = builder.create_builder_config()
-    apply_settings(trt, builder_config, settings)
-    profile = builder.create_optimization_profile()
-    p = config.profile
-    profile.set_shape(network.get_input(0).name, p.min, p.opt, p.max)
-    builder_config.add_optimization_profile(profile)
-    notes: list[str] = []
-    cache_path = timing_cache_path(gpu, cc, version, config.timing_cache_dir)
-    _use_timing_cache(builder_config, cache_path, notes)
-    t0 = time.perf_counter()
-    serialized = builder.build_serialized_network(network, builder_config)
-    seconds = time.perf_counter() - t0
     stem = engine_stem(None if tier_name is None else str(tier_name))
     log_path = out / f"{stem}.build.log"
-    if serialized is None:
-        _write_log(log_path, logger.lines, notes)
-        errors = [m for s, m in logger.lines if s in ("ERROR", "INTERNAL_ERROR")]
-        raise EngineBuildError(
-            f"TensorRT {version} failed to build {onnx_path.name}: {' | '.join(errors[-3:]) or 'no error logged'}",
-            f"build log: {log_path}; {_lint_hint(onnx_path)}",
-        )
-    _save_timing_cache(builder_config, cache_path, notes)
-    _write_log(log_path, logger.lines, notes)
+    built = serialize_engine(onnx_path, config)
+    atomic_write_text(log_path, _kept_log(built.log))
+    if not built.data:
+        raise build_error(onnx_path, built.trt_version, built.log, log_path)
     engine_path = out / f"{stem}.plan"
-    atomic_write_bytes(engine_path, bytes(serialized))
-    sparsity = parse_sparsity_log(m for _, m in logger.lines)
+    # Written here, not with Polygraphy's SaveBytes: an interrupted write must never leave a truncated engine.
+    atomic_write_bytes(engine_path, built.data)
+    sparsity = parse_sparsity_log(built.log)
     meta = engine_metadata(
         config,
-        settings,
-        trt_version=version,
-        gpu_name=gpu,
-        compute_capability=cc,
+        built.settings,
+        trt_version=built.trt_version,
+        gpu_name=built.gpu_name,
+        compute_capability=built.compute_capability,
         onnx_sha256=file_sha256(onnx_path),
         onnx_props=_onnx_props(onnx_path),
         sparsity=sparsity,
-        build_seconds=seconds,
+        build_seconds=built.seconds,
     )
     meta_path = out / f"{stem}.json"
     atomic_write_text(meta_path, dumps(meta))
     return EngineArtifacts(engine_path, meta_path, log_path, meta, sparsity)
 
 
-def load_engine(engine_path: str | os.PathLike[str]) -> tuple[Any, Any, Any]:
-    """(tensorrt module, runtime, ICudaEngine); refuses engines built for another GPU/TensorRT."""
+def deserialize(data: bytes, source: str) -> Any:
+    """ICudaEngine from serialized bytes, through Polygraphy's EngineFromBytes."""
+    from polygraphy.backend.trt import EngineFromBytes
+    from polygraphy.exception import PolygraphyException
+
+    trt = import_tensorrt()
+    with captured_log() as lines:
+        try:
+            return EngineFromBytes(data)()
+        except PolygraphyException:
+            detail = " | ".join(errors_in(lines))[-400:]
+            raise BackendUnavailable(
+                f"TensorRT {trt.__version__} could not load {source}: {detail}", "rebuild the engine here"
+            ) from None
+
+
+def load_engine(engine_path: str | os.PathLike[str]) -> Any:
+    """ICudaEngine of a saved engine; refuses engines built for another GPU or TensorRT version."""
     trt = import_tensorrt()
     _, cc = cuda_device()
     path = Path(engine_path)
@@ -269,18 +250,13 @@ def load_engine(engine_path: str | os.PathLike[str]) -> tuple[Any, Any, Any]:
     problems = compatibility_problems(meta, str(trt.__version__), cc) if meta else []
     if problems:
         raise BackendUnavailable(f"{path} cannot run here: {'; '.join(problems)}", "rebuild the engine on this machine")
-    runtime = trt.Runtime(_make_logger(trt))
-    if meta.get("version_compatible"):
-        runtime.engine_host_code_allowed = True
-    engine = runtime.deserialize_cuda_engine(path.read_bytes())
-    if engine is None:
-        raise BackendUnavailable(f"TensorRT {trt.__version__} could not load {path}", "rebuild the engine here")
-    return trt, runtime, engine
+    return deserialize(path.read_bytes(), str(path))
 
 
 def inspect_engine(engine_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Per-layer dicts from IEngineInspector (JSON, DETAILED), shapes resolved at the opt profile."""
-    trt, _runtime, engine = load_engine(engine_path)
+    trt = import_tensorrt()
+    engine = load_engine(engine_path)
     context = engine.create_execution_context()
     for i in range(engine.num_io_tensors):
         name = engine.get_tensor_name(i)
@@ -293,4 +269,13 @@ def inspect_engine(engine_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 from srdeploy.backends.trt_runner import TrtRunner  # noqa: E402  (re-export; it imports from here lazily)
 
-__all__ = ["EngineArtifacts", "TrtRunner", "build_engine", "capabilities", "inspect_engine", "load_engine"]
+__all__ = [
+    "EngineArtifacts",
+    "TrtRunner",
+    "build_engine",
+    "capabilities",
+    "cuda_device",
+    "inspect_engine",
+    "load_engine",
+    "serialize_engine",
+]

@@ -26,8 +26,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from srdeploy.sparsity.nm import is_2of4
+
 if TYPE_CHECKING:
-    from srdeploy.quant.plan import QuantPlan
+    from srdeploy.quant.plan import NMMask, QuantPlan
 
 _META = re.compile(r"\[ONNX Layer: ([^\]\x1e\x1f]*)\]")
 _PROFILE = re.compile(r"\s*\[profile \d+\]\s*$")
@@ -134,6 +136,16 @@ def _index(layers: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
     return index
 
 
+def planned_sparsity(mask: NMMask | None) -> tuple[str, bool]:
+    """(label, 2:4?): whether TensorRT can run the conv's kept weights on sparse tensor cores
+    (sparsity.nm.is_2of4), e.g. ("2:4", True), ("2:4 (1:4 mask)", True), ("4:8 (not 2:4)", False)."""
+    if mask is None:
+        return "dense", False
+    if not is_2of4(mask.keep):
+        return f"{mask.n}:{mask.m} (not 2:4)", False
+    return ("2:4" if (mask.n, mask.m) == (2, 4) else f"2:4 ({mask.n}:{mask.m} mask)"), True
+
+
 def compare_engine_to_plan(
     layers_info: list[dict[str, Any]], plan: QuantPlan, sparse_log: Mapping[str, Sequence[str]] | None
 ) -> list[dict[str, Any]]:
@@ -144,11 +156,7 @@ def compare_engine_to_plan(
     for info in plan.layers:
         node = f"{info.module}:Conv"
         planned = "INT8" if info.quantized else "FP16"
-        mask = plan.masks.get(info.weight)
-        if mask is None:
-            planned_sparse = "dense"
-        else:
-            planned_sparse = "2:4" if (mask.n, mask.m) == (2, 4) else f"{mask.n}:{mask.m} (no sparse kernels)"
+        planned_sparse, planned_24 = planned_sparsity(plan.masks.get(info.weight))
         layer = index.get(node)
         row: dict[str, Any] = dict(
             weight=info.weight,
@@ -157,6 +165,7 @@ def compare_engine_to_plan(
             weight_bits=plan.weights[info.weight].bits if info.weight in plan.weights else None,
             planned_precision=planned,
             planned_sparsity=planned_sparse,
+            planned_2of4=planned_24,
         )
         if layer is None:
             row.update(engine_layer=None, built_precision=None, precision_source="", built_sparsity=None)
@@ -178,7 +187,7 @@ def compare_engine_to_plan(
             status = "unknown_precision"
         elif built != planned:
             status = "precision_mismatch"
-        elif planned_sparse == "2:4" and not sparse:
+        elif planned_24 and not sparse:
             status = "dense"  # TensorRT picks sparse kernels only where they are faster
         row.update(
             engine_layer=str(layer.get("Name", "")),
@@ -205,7 +214,7 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return dict(
         convs=len(rows),
         status=by_status,
-        planned_2of4=sum(r["planned_sparsity"] == "2:4" for r in rows),
+        planned_2of4=sum(bool(r["planned_2of4"]) for r in rows),
         built_2of4=sum(r.get("built_sparsity") == "2:4" for r in rows),
         ok=not any(r["status"] in ("precision_mismatch", "not_found") for r in rows),
     )

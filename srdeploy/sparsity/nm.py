@@ -8,6 +8,9 @@ so the pattern never silently differs from what TensorRT checks).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Protocol
+
 import numpy as np
 
 from srdeploy.errors import PlanError
@@ -57,3 +60,22 @@ def violations(weight: np.ndarray, n: int, m: int) -> int:
 
 def density(mask: np.ndarray) -> float:
     return float(np.asarray(mask, dtype=bool).mean())
+
+
+class _HasKeep(Protocol):
+    keep: np.ndarray
+
+
+def is_2of4(keep: np.ndarray) -> bool:
+    """The one definition of "2:4 sparse" in srdeploy (rewrite metadata, the engine's SPARSE_WEIGHTS
+    flag, the engine-vs-plan report): every group of 4 consecutive input channels keeps at most 2
+    weights, with C a multiple of 4. It is a property of the kept weights, not of the mask's N:M
+    label, because TensorRT checks the weights: a 1:4 or 2:8 mask always passes, a 1:3 mask always
+    does too (a group of 4 overlaps at most two groups of 3), a 4:8 mask only when its choice happens
+    to be 2:4, and an all-True keep labelled 2:4 does not."""
+    return satisfies(np.asarray(keep), 2, 4)
+
+
+def sparse_2of4_weights(masks: Mapping[str, _HasKeep]) -> list[str]:
+    """Sorted weight names whose mask is 2:4 sparse (``is_2of4``)."""
+    return sorted(name for name, mask in masks.items() if is_2of4(mask.keep))

@@ -24,6 +24,7 @@ from srdeploy.backends.trt_report import (
 )
 from srdeploy.quant.plan import LayerInfo, NMMask, QuantPlan, Tier
 from srdeploy.quant.spec import QuantSpec
+from srdeploy.sparsity.nm import nm_mask
 
 US, RS = "\x1e", "\x1f"  # TensorRT's separators inside Metadata
 B1 = "body.1.body.0.weight + body.1.body.0.weight:DequantizeLinear + body.1.body.0:Conv + body.1.body.1:Relu"
@@ -116,8 +117,12 @@ def make_plan() -> QuantPlan:
     )
     spec = QuantSpec(bits=4, signed=True, scale=np.ones(16, np.float32), zero_point=np.zeros(16, np.int32), axis=0)
     weights = {x.weight: spec for x in layers if x.quantized}
-    keep = np.ones((16, 16, 3, 3), bool)
-    masks = {"body.1.body.0.weight": NMMask(2, 4, keep), "body.11.body.0.weight": NMMask(1, 4, keep)}
+    w = np.random.default_rng(0).standard_normal((16, 16, 3, 3)).astype(np.float32)
+    masks = {
+        "body.1.body.0.weight": NMMask(2, 4, nm_mask(w, 2, 4)),
+        "body.11.body.0.weight": NMMask(1, 4, nm_mask(w, 1, 4)),  # 1:4 is 2:4-sparse too
+        "body.2.body.0.weight": NMMask(3, 4, nm_mask(w, 3, 4)),  # not 2:4: TensorRT runs it dense
+    }
     return QuantPlan(model={}, layers=layers, weights=weights, tiers=(Tier(0, "base", {}),), masks=masks)
 
 
@@ -135,12 +140,13 @@ def test_compare_engine_to_plan(v11: bool) -> None:
         "precision_mismatch",
         "__myl_ConvAdd_0",
     )
-    assert b11["planned_sparsity"] == "1:4 (no sparse kernels)" and b11["eligible_sparse"] is True
+    assert b11["planned_sparsity"] == "2:4 (1:4 mask)" and b11["planned_2of4"] and b11["eligible_sparse"] is True
     b2 = rows["body.2.body.0"]
     assert (b2["built_precision"], b2["precision_source"], b2["built_sparsity"]) == ("INT8", "weights type", "dense")
+    assert b2["planned_sparsity"] == "3:4 (not 2:4)" and b2["status"] == "ok"  # dense as planned
     assert rows["tail.0"]["status"] == "not_found" and rows["tail.0"]["text"].endswith("not found in the engine")
     s = summarize(list(rows.values()))
-    assert not s["ok"] and s["status"]["precision_mismatch"] == 1 and s["planned_2of4"] == 1 and s["built_2of4"] == 1
+    assert not s["ok"] and s["status"]["precision_mismatch"] == 1 and s["planned_2of4"] == 2 and s["built_2of4"] == 1
 
 
 def test_planned_sparse_but_built_dense_is_reported() -> None:
@@ -152,10 +158,20 @@ def test_planned_sparse_but_built_dense_is_reported() -> None:
     assert row["text"].endswith("planned 2:4, built dense")
 
 
+def test_a_mask_labelled_2of4_that_keeps_everything_is_planned_dense() -> None:
+    plan = make_plan()
+    plan.masks["body.1.body.0.weight"] = NMMask(2, 4, np.ones((16, 16, 3, 3), bool))
+    layers = [{"Name": "body.1.body.0:Conv", "Inputs": [{"Format/Datatype": "Int8"}]}]
+    row = next(r for r in compare_engine_to_plan(layers, plan, None) if r["module"] == "body.1.body.0")
+    assert (row["planned_sparsity"], row["planned_2of4"], row["status"]) == ("2:4 (not 2:4)", False, "ok")
+
+
 def test_layer_names_match_whole_nodes_only() -> None:
     layers = [{"Name": "body.11.body.0:Conv", "Inputs": [{"Format/Datatype": "Int8"}]}]
     rows = {r["module"]: r for r in compare_engine_to_plan(layers, make_plan(), {})}
-    assert rows["body.1.body.0"]["status"] == "not_found" and rows["body.11.body.0"]["status"] == "ok"
+    assert rows["body.1.body.0"]["status"] == "not_found"
+    assert rows["body.11.body.0"]["engine_layer"] == "body.11.body.0:Conv"
+    assert rows["body.11.body.0"]["status"] == "dense"  # found; its 1:4 mask could have run sparse
 
 
 @pytest.mark.parametrize(

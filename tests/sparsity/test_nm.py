@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from srdeploy.errors import PlanError
-from srdeploy.sparsity.nm import density, nm_mask, satisfies, violations
+from srdeploy.sparsity.nm import density, is_2of4, nm_mask, satisfies, sparse_2of4_weights, violations
 
 PATTERNS = [(1, 2), (1, 4), (2, 4), (3, 4), (4, 4), (1, 8), (2, 8), (4, 8), (8, 16)]
 SHAPES = [(8, 16, 3, 3), (3, 16, 1, 1), (16, 32, 5, 5), (1, 16, 9, 9), (64, 48, 3, 3)]
@@ -81,3 +83,43 @@ def test_ties_are_deterministic() -> None:
     keep = nm_mask(w, 2, 4)
     assert keep[:, [0, 1, 4, 5]].all() and not keep[:, [2, 3, 6, 7]].any()
     assert (nm_mask(w, 2, 4) == keep).all()
+
+
+@pytest.mark.parametrize(
+    ("n", "m", "c", "expected"),
+    [
+        (2, 4, 16, True),
+        (1, 4, 16, True),  # sparser than 2:4 still runs on sparse tensor cores
+        (2, 8, 16, True),  # an aligned group of 4 lies inside one group of 8
+        (1, 3, 12, True),  # a group of 4 overlaps at most two groups of 3
+        (3, 4, 16, False),
+        (2, 4, 6, False),  # C not a multiple of 4 (the mask itself is 1:2-valid on 6 channels)
+    ],
+)
+def test_is_2of4_is_about_the_kept_weights(n: int, m: int, c: int, expected: bool) -> None:
+    if c % m:
+        keep = np.zeros((8, c, 3, 3), bool)
+        keep[:, ::2] = True  # every other channel: 2 of every 4 where groups of 4 exist
+    else:
+        keep = nm_mask(_weight((8, c, 3, 3), seed=c + n), n, m)
+    assert is_2of4(keep) is expected
+
+
+def test_is_2of4_depends_on_the_choice_for_4_of_8() -> None:
+    aligned = np.zeros((1, 8, 1, 1), bool)
+    aligned[0, [0, 1, 4, 5]] = True  # 4 of 8, 2 in each half
+    skewed = np.zeros((1, 8, 1, 1), bool)
+    skewed[0, [0, 1, 2, 3]] = True  # 4 of 8, all in the first half
+    assert is_2of4(aligned) and not is_2of4(skewed)
+    assert not is_2of4(np.ones((4, 16, 3, 3), bool))  # an all-kept mask is dense, whatever its label
+
+
+def test_sparse_2of4_weights_lists_only_2of4_masks_sorted() -> None:
+    w = _weight((8, 16, 3, 3))
+    masks = {
+        "z.weight": SimpleNamespace(keep=nm_mask(w, 2, 4)),
+        "a.weight": SimpleNamespace(keep=nm_mask(w, 1, 4)),
+        "m.weight": SimpleNamespace(keep=nm_mask(w, 3, 4)),
+    }
+    assert sparse_2of4_weights(masks) == ["a.weight", "z.weight"]
+    assert sparse_2of4_weights({}) == []
