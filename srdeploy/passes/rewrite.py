@@ -20,7 +20,7 @@ from srdeploy.passes.qdq import QDQOptions, insert_qdq
 from srdeploy.passes.weights import set_float_weights
 from srdeploy.quant import sites
 from srdeploy.quant.plan import QuantPlan
-from srdeploy.sparsity.nm import satisfies
+from srdeploy.sparsity.nm import sparse_2of4_weights
 
 
 def rewrite(
@@ -63,8 +63,7 @@ def _set_metadata(
     graph: gs.Graph,
     metadata: Mapping[str, Any] | None,
 ) -> None:
-    # 1:4 and other sparser patterns satisfy 2:4 too; TensorRT can run all of them sparse.
-    sparse = sorted(k for k, m in plan.masks.items() if m.m % 4 == 0 and satisfies(m.keep, 2, 4))
+    sparse = sparse_2of4_weights(plan.masks)
     props = {
         "srdeploy.profile": profile,
         "srdeploy.tier": str(tier),

@@ -15,18 +15,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from srdeploy.quant.plan import LayerInfo, NMMask
 from srdeploy.sparsity.common import channels_per_group, pattern
-from srdeploy.sparsity.nm import satisfies
+from srdeploy.sparsity.nm import is_2of4
 
 PAYOFF_CHANNELS = 256
 
 
 def layer_eligibility(layer: LayerInfo, mask: NMMask | None) -> dict[str, Any]:
     c, k = channels_per_group(layer), layer.out_channels
-    is_24 = mask is not None and c % 4 == 0 and satisfies(np.asarray(mask.keep), 2, 4)
+    is_24 = mask is not None and is_2of4(mask.keep)
     possible = bool(is_24 and layer.groups == 1)
     tool_friendly = k % 8 == 0 and c % 16 == 0
     large = c >= PAYOFF_CHANNELS and k >= PAYOFF_CHANNELS

@@ -7,12 +7,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from srtest import exported, patches, tiny_edsr
+from srtest import exported, make_plan, params, patches, tiny_edsr
 
 from srdeploy.backends.comparator import compare_runners
 from srdeploy.backends.ort import OrtRunner
-from srdeploy.calib.config import QuantConfig
-from srdeploy.calib.flow import calibrate
 from srdeploy.errors import DataError
 from srdeploy.passes.rewrite import rewrite
 
@@ -32,8 +30,8 @@ def graphs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("cmp")
     model = tiny_edsr()
     fp32, g = exported(model, tmp)
-    plan = calibrate(model, g, patches(8), QuantConfig(weight_bits=8, act_bits=8, method="minmax")).plan
-    trt_model, _ = rewrite(fp32, plan, "trt", 0)
+    plan = make_plan(model, (fp32, g), weight_bits=8, act_bits=8, method="minmax")
+    trt_model, _ = rewrite(fp32, plan, "trt", 0, params(model, plan))
     onnx.save(trt_model, tmp / "trt.onnx")
     return tmp / "fp32.onnx", tmp / "trt.onnx"
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import onnx
 import pytest
-from srtest import exported, patches, tiny_edsr
+from srtest import exported, make_plan, params, tiny_edsr
 
 from srdeploy.backends.qdq_layout import describe, diff, graph_facts, quant_label, roles, summarize_diff
-from srdeploy.calib.config import QuantConfig
-from srdeploy.calib.flow import calibrate
 from srdeploy.passes.rewrite import rewrite
 
 BODY_CONV = "body.0.body.0:Conv"
@@ -20,8 +18,9 @@ BODY_CONV = "body.0.body.0:Conv"
 def graphs(tmp_path_factory: pytest.TempPathFactory) -> tuple[onnx.ModelProto, onnx.ModelProto, onnx.ModelProto]:
     model = tiny_edsr(feats=16)
     fp32, g = exported(model, tmp_path_factory.mktemp("layout"))
-    plan = calibrate(model, g, patches(8), QuantConfig(weight_bits=8, act_bits=8, method="minmax")).plan
-    return fp32, rewrite(fp32, plan, "trt", 0)[0], rewrite(fp32, plan, "ort", 0)[0]
+    plan = make_plan(model, (fp32, g), weight_bits=8, act_bits=8, method="minmax")
+    w = params(model, plan)
+    return fp32, rewrite(fp32, plan, "trt", 0, w)[0], rewrite(fp32, plan, "ort", 0, w)[0]
 
 
 def test_fp32_graph_quantizes_nothing(graphs) -> None:

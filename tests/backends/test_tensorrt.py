@@ -14,18 +14,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from srtest import REPO, exported, patches, tiny_edsr
+from srtest import REPO, exported, params, plan_for, recipe, tiny_edsr
 
 from srdeploy.backends import tensorrt as backend
 from srdeploy.backends.cuda_device import cuda_device
 from srdeploy.backends.trt_config import EngineConfig, ProfileShapes
 from srdeploy.backends.trt_runner import TrtRunner, default_config
-from srdeploy.calib.config import QuantConfig
-from srdeploy.calib.flow import calibrate
 from srdeploy.errors import BackendUnavailable, SrdeployError
 from srdeploy.passes.rewrite import rewrite
-from srdeploy.quant.plan import NMMask
-from srdeploy.sparsity.nm import nm_mask
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 no_trt = pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed here: test_tensorrt_gpu.py covers it")
@@ -93,13 +89,10 @@ def test_unknown_runner_option_is_refused() -> None:
 def test_default_config_for_an_onnx_follows_its_2of4_metadata(tmp_path: Path) -> None:
     model = tiny_edsr(feats=8)
     fp32, g = exported(model, tmp_path)
-    params = dict(model.module.named_parameters())
-    body = [w for w in g.convs if w.startswith("body.") and w.count(".") == 4]
-    masks = {w: NMMask(2, 4, nm_mask(params[w].detach().numpy(), 2, 4)) for w in body}
-    cfg = QuantConfig(weight_bits=8, act_bits=8, method="minmax")
-    for name, m in (("dense", {}), ("sparse", masks)):
-        plan = calibrate(model, g, patches(4), cfg, m).plan
-        onnx.save(rewrite(fp32, plan, "trt", 0)[0], tmp_path / f"{name}.onnx")
+    quant = dict(weight_bits=8, act_bits=8, method="minmax")
+    for name, policy in (("dense", "none"), ("sparse", "uniform")):
+        plan = plan_for(model, fp32, g, recipe(quant, sparsity={"policy": policy, "refit": False}), 4)
+        onnx.save(rewrite(fp32, plan, "trt", 0, params(model, plan))[0], tmp_path / f"{name}.onnx")
     dense, sparse = default_config(tmp_path / "dense.onnx"), default_config(tmp_path / "sparse.onnx")
     assert not dense.sparse_weights and sparse.sparse_weights
     assert dense.profile.as_dict() == dict(min=[1, 3, 16, 16], opt=[1, 3, 256, 256], max=[4, 3, 720, 1280])

@@ -22,7 +22,7 @@ from srdeploy.backends.trt_report import (
     summarize,
     tensor_precision,
 )
-from srdeploy.quant.plan import LayerInfo, NMMask, QuantPlan, Tier
+from srdeploy.quant.plan import LayerInfo, ModelRef, NMMask, QuantPlan, Tier
 from srdeploy.quant.spec import QuantSpec
 from srdeploy.sparsity.nm import nm_mask
 
@@ -123,7 +123,9 @@ def make_plan() -> QuantPlan:
         "body.11.body.0.weight": NMMask(1, 4, nm_mask(w, 1, 4)),  # 1:4 is 2:4-sparse too
         "body.2.body.0.weight": NMMask(3, 4, nm_mask(w, 3, 4)),  # not 2:4: TensorRT runs it dense
     }
-    return QuantPlan(model={}, layers=layers, weights=weights, tiers=(Tier(0, "base", {}),), masks=masks)
+    return QuantPlan(
+        model=ModelRef("edsr", "t", 4), layers=layers, weights=weights, tiers=(Tier(0, "base", {}),), masks=masks
+    )
 
 
 @pytest.mark.parametrize("v11", [False, True], ids=["trt10", "trt11"])
