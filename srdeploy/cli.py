@@ -154,11 +154,13 @@ def eval_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="bundled model name or checkpoint path")],
     dataset: Annotated[str, typer.Option("--dataset", "-d")] = "eval",
     max_images: Annotated[int | None, typer.Option("--max-images")] = None,
+    arch: Annotated[str | None, typer.Option("--arch", help="as model.arch: detected when unset; spandrel")] = None,
+    scale: Annotated[int | None, typer.Option("--scale", help="for multi-scale checkpoints")] = None,
 ) -> None:
     """fp32 model vs bicubic, per image and mean (Y-PSNR / SSIM, shave = scale)."""
     from srdeploy.validate.fp32_eval import eval_table
 
-    out.print(eval_table(model, dataset, max_images))
+    out.print(eval_table(model, dataset, max_images, arch, scale))
 
 
 def _print_summary(report: dict) -> None:

@@ -206,3 +206,14 @@ def test_bad_input_fails_cleanly_without_output(workspace: Path, override: str, 
 def test_validate_refuses_a_folder_that_is_not_a_build(workspace: Path) -> None:
     out = srdeploy("validate", str(workspace), cwd=workspace)
     assert out.returncode == 2 and "not an srdeploy build folder" in out.stderr
+
+
+def test_eval_command_takes_any_loadable_checkpoint(workspace: Path) -> None:
+    from official_layouts import compact_shapes, random_state
+
+    torch.save({"params": random_state(compact_shapes(2, 8, 2))}, workspace / "compact_x2.pth")
+    out = srdeploy("eval", "--model", "compact_x2.pth", "--dataset", "hr", "--max-images", "1", cwd=workspace)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "compact_x2 (compact x2)" in out.stdout
+    out = srdeploy("eval", "--model", "compact_x2.pth", "--arch", "rrdbnet", "--dataset", "hr", cwd=workspace)
+    assert out.returncode == 2 and "'rrdbnet' layout" in out.stderr and "Traceback" not in out.stderr

@@ -43,6 +43,9 @@ class Architecture:
     detect: Callable[[Mapping[str, Any]], dict[str, Any] | None]
     build: Callable[..., SRNetwork]
     hparam_names: tuple[str, ...] = ()
+    # Renames another key layout of the same network (e.g. ESRGAN's) to this one's; None when the
+    # state dict is not in such a layout. Applied before detection and loading.
+    convert: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = None
 
 
 @dataclass(frozen=True)

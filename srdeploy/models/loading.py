@@ -18,7 +18,7 @@ import torch
 from srdeploy.errors import ModelError
 from srdeploy.fsutil import atomic_file
 from srdeploy.models.base import SRModel, SRNetwork
-from srdeploy.models.registry import detect_architecture, get_architecture
+from srdeploy.models.registry import convert_layout, detect_architecture, get_architecture
 
 WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net", "generator", "weights")
 
@@ -51,6 +51,8 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 
 
 def unwrap_state_dict(raw: Any, origin: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The tensors of ``raw``, found under the first WRAPPER_KEYS entry present at each level (so
+    ``params_ema`` wins over ``params``, as in Real-ESRGAN's loader)."""
     obj = raw
     for _ in range(3):
         if isinstance(obj, Mapping) and not _looks_like_state_dict(obj):
@@ -58,6 +60,13 @@ def unwrap_state_dict(raw: Any, origin: str = "checkpoint") -> dict[str, torch.T
             if inner is None:
                 break
             obj = inner
+    if isinstance(obj, Mapping) and obj and not _looks_like_state_dict(obj):
+        found = ", ".join(repr(k) for k in list(obj)[:12]) + (", ..." if len(obj) > 12 else "")
+        raise ModelError(
+            f"{origin} is a dict without tensors or a known wrapper key; keys found: {found}",
+            f"weights are read from a state dict or from one of {', '.join(WRAPPER_KEYS)}; re-save the "
+            "network's weights with torch.save(model.state_dict(), path)",
+        )
     if not isinstance(obj, Mapping) or not _looks_like_state_dict(obj):
         raise ModelError(
             f"{origin} holds no state dict of tensors (top-level type {type(raw).__name__})",
@@ -85,6 +94,7 @@ def check_finite(sd: Mapping[str, torch.Tensor], origin: str) -> None:
 def build_model(
     state_dict: Mapping[str, torch.Tensor], arch: str | None = None, **overrides: Any
 ) -> tuple[SRNetwork, str, dict[str, Any]]:
+    state_dict = convert_layout(state_dict, arch)
     if arch in (None, "auto"):
         spec, hparams = detect_architecture(state_dict)
     else:

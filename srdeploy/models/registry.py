@@ -7,11 +7,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from srdeploy.errors import ModelError
-from srdeploy.models import carn, edsr, rdn, srresnet
+from srdeploy.models import carn, compact, edsr, rdn, rrdbnet, srresnet
 from srdeploy.models.base import Architecture
 
 ARCHITECTURES: dict[str, Architecture] = {
-    a.name: a for a in (edsr.ARCHITECTURE, srresnet.ARCHITECTURE, rdn.ARCHITECTURE, carn.ARCHITECTURE)
+    a.name: a
+    for a in (
+        edsr.ARCHITECTURE,
+        srresnet.ARCHITECTURE,
+        rdn.ARCHITECTURE,
+        carn.ARCHITECTURE,
+        rrdbnet.ARCHITECTURE,
+        compact.ARCHITECTURE,
+    )
 }
 
 
@@ -24,6 +32,17 @@ def get_architecture(name: str) -> Architecture:
             f"unknown architecture '{name}'",
             f"use one of: {known}; or install srdeploy[zoo] and set model.arch: spandrel",
         ) from None
+
+
+def convert_layout(state_dict: Mapping[str, Any], arch: str | None = None) -> Mapping[str, Any]:
+    """``state_dict`` renamed to a built-in layout when it is in another known one (e.g. ESRGAN's),
+    else unchanged. ``arch`` limits the conversion to that architecture's."""
+    specs = [get_architecture(arch)] if arch not in (None, "auto") else list(ARCHITECTURES.values())
+    for spec in specs:
+        converted = spec.convert(state_dict) if spec.convert else None
+        if converted is not None:
+            return converted
+    return state_dict
 
 
 def detect_architecture(state_dict: Mapping[str, Any]) -> tuple[Architecture, dict[str, Any]]:

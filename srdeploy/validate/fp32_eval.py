@@ -13,8 +13,16 @@ from srdeploy.models.loading import load_model
 from srdeploy.validate.metrics import psnr_y, ssim_y
 
 
-def evaluate_fp32(model_source: str, dataset: str = "eval", max_images: int | None = None) -> dict[str, Any]:
-    model = load_model(model_source)
+def evaluate_fp32(
+    model_source: str,
+    dataset: str = "eval",
+    max_images: int | None = None,
+    arch: str | None = None,
+    scale: int | None = None,
+) -> dict[str, Any]:
+    """``model_source``: a bundled model name or any checkpoint ``load_model`` reads (``arch`` as in
+    a recipe's model.arch; ``scale`` for multi-scale checkpoints)."""
+    model = load_model(model_source, arch=arch, **({} if scale is None else {"scale": scale}))
     rows = []
     with torch.no_grad():
         for pair in load_pairs(dataset, model.scale, max_images):
@@ -35,10 +43,16 @@ def evaluate_fp32(model_source: str, dataset: str = "eval", max_images: int | No
     return dict(model=model.name, arch=model.arch, scale=model.scale, dataset=dataset, images=rows, mean=mean)
 
 
-def eval_table(model_source: str, dataset: str = "eval", max_images: int | None = None) -> object:
+def eval_table(
+    model_source: str,
+    dataset: str = "eval",
+    max_images: int | None = None,
+    arch: str | None = None,
+    scale: int | None = None,
+) -> object:
     from rich.table import Table
 
-    res = evaluate_fp32(model_source, dataset, max_images)
+    res = evaluate_fp32(model_source, dataset, max_images, arch, scale)
     t = Table(title=f"{res['model']} ({res['arch']} x{res['scale']}) on {dataset}: Y channel, shave {res['scale']}")
     for c in ("image", "HR size", "bicubic PSNR", "model PSNR", "gain", "bicubic SSIM", "model SSIM"):
         t.add_column(c, justify="right" if c != "image" else "left")
