@@ -9,9 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from srdeploy.data.categories import UNCATEGORISED, read_category_file
 from srdeploy.data.degrade import bicubic_downscale, crop_to_multiple
 from srdeploy.data.io import list_images, read_image
 from srdeploy.errors import DataError
+
+MIN_PATCH = 8  # smallest calib.patch_size a recipe accepts
 
 
 def data_root() -> Path:
@@ -29,21 +32,36 @@ def named_sets() -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def resolve_images(name_or_folder: str | os.PathLike[str]) -> list[Path]:
-    """A named set (e.g. ``train``, ``eval``) or a folder path -> sorted image files."""
+def resolve_folder(name_or_folder: str | os.PathLike[str]) -> Path:
+    """A named set (e.g. ``train``, ``eval``) or a folder path -> the folder."""
     text = str(name_or_folder)
     folder = Path(text)
-    if not folder.is_dir():
-        candidate = data_root() / text
-        if candidate.is_dir():
-            folder = candidate
-        else:
-            known = ", ".join(named_sets()) or "none found"
-            raise DataError(
-                f"'{text}' is neither an image folder nor a named set (named sets: {known})",
-                "pass a folder of HR images, or a named set from calib_data/",
-            )
-    return list_images(folder)
+    if folder.is_dir():
+        return folder
+    candidate = data_root() / text
+    if candidate.is_dir():
+        return candidate
+    known = ", ".join(named_sets()) or "none found"
+    raise DataError(
+        f"'{text}' is neither an image folder nor a named set (named sets: {known})",
+        "pass a folder of HR images, or a named set from calib_data/",
+    )
+
+
+def resolve_images(name_or_folder: str | os.PathLike[str]) -> list[Path]:
+    """A named set (e.g. ``train``, ``eval``) or a folder path -> sorted image files."""
+    return list_images(resolve_folder(name_or_folder))
+
+
+def image_categories(name_or_folder: str | os.PathLike[str]) -> dict[str, str]:
+    """Image stem -> content category (srdeploy.data.categories) for every image of the set.
+
+    Categories come from the folder's ``categories.json``; images it does not name, and all
+    images of a plain folder, are ``uncategorised``.
+    """
+    folder = resolve_folder(name_or_folder)
+    tagged = read_category_file(folder)
+    return {p.stem: tagged.get(p.stem, UNCATEGORISED) for p in list_images(folder)}
 
 
 @dataclass(frozen=True)
@@ -75,11 +93,19 @@ def load_pairs(name_or_folder: str | os.PathLike[str], scale: int, max_images: i
 
 def lr_patches(name_or_folder: str | os.PathLike[str], scale: int, patch: int, count: int, seed: int) -> np.ndarray:
     """``count`` seeded random LR crops (N, 3, patch, patch) from bicubic-downscaled images."""
-    pairs = [p for p in load_pairs(name_or_folder, scale) if min(p.lr.shape[:2]) >= patch]
+    all_pairs = load_pairs(name_or_folder, scale)
+    pairs = [p for p in all_pairs if min(p.lr.shape[:2]) >= patch]
     if not pairs:
+        largest = max(all_pairs, key=lambda p: min(p.hr.shape[:2]))
+        h, w = largest.hr.shape[:2]
+        fix = f"add images whose shorter side is at least {patch * scale} px"
+        if min(h, w) // scale >= MIN_PATCH:
+            fix += f", or set calib.patch_size to {min(h, w) // scale} or less"
         raise DataError(
-            f"no image in '{name_or_folder}' is large enough for {patch}x{patch} LR patches at x{scale}",
-            f"use larger images or a smaller calib.patch_size (needs HR >= {patch * scale} px)",
+            f"every image in '{name_or_folder}' is smaller than one {patch}x{patch} LR patch at x{scale}: "
+            f"patches need HR images of at least {patch * scale}x{patch * scale} px and the largest here "
+            f"('{largest.name}') is {w}x{h}",
+            fix,
         )
     rng = np.random.default_rng(seed)
     out = np.empty((count, 3, patch, patch), dtype=np.float32)
@@ -89,3 +115,8 @@ def lr_patches(name_or_folder: str | os.PathLike[str], scale: int, patch: int, c
         x = int(rng.integers(lr.shape[1] - patch + 1))
         out[i] = lr[y : y + patch, x : x + patch].transpose(2, 0, 1)
     return out
+
+
+def patch_source_count(name_or_folder: str | os.PathLike[str], scale: int, patch: int) -> int:
+    """How many images of the set are large enough to give ``patch`` x ``patch`` LR patches."""
+    return sum(min(p.lr.shape[:2]) >= patch for p in load_pairs(name_or_folder, scale))

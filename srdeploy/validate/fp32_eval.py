@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from srdeploy.data.degrade import bicubic_upscale
-from srdeploy.data.sets import load_pairs
+from srdeploy.data.sets import image_categories, load_pairs
 from srdeploy.models.loading import load_model
 from srdeploy.validate.metrics import psnr_y, ssim_y
 
@@ -23,6 +23,7 @@ def evaluate_fp32(
     """``model_source``: a bundled model name or any checkpoint ``load_model`` reads (``arch`` as in
     a recipe's model.arch; ``scale`` for multi-scale checkpoints)."""
     model = load_model(model_source, arch=arch, **({} if scale is None else {"scale": scale}))
+    categories = image_categories(dataset)
     rows = []
     with torch.no_grad():
         for pair in load_pairs(dataset, model.scale, max_images):
@@ -32,6 +33,7 @@ def evaluate_fp32(
             rows.append(
                 dict(
                     image=pair.name,
+                    category=categories.get(pair.name, "uncategorised"),
                     size=f"{pair.hr.shape[1]}x{pair.hr.shape[0]}",
                     psnr_y=psnr_y(sr, pair.hr, model.scale),
                     ssim_y=ssim_y(sr, pair.hr, model.scale),
@@ -39,8 +41,26 @@ def evaluate_fp32(
                     bicubic_ssim_y=ssim_y(bic, pair.hr, model.scale),
                 )
             )
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y")}
-    return dict(model=model.name, arch=model.arch, scale=model.scale, dataset=dataset, images=rows, mean=mean)
+    mean = _mean(rows)
+    by_category = {c: _mean([r for r in rows if r["category"] == c]) for c in sorted({r["category"] for r in rows})}
+    return dict(
+        model=model.name,
+        arch=model.arch,
+        scale=model.scale,
+        dataset=dataset,
+        images=rows,
+        mean=mean,
+        categories=by_category,
+    )
+
+
+_METRICS = ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y")
+
+
+def _mean(rows: list[dict[str, Any]]) -> dict[str, float]:
+    out = {k: float(np.mean([r[k] for r in rows])) for k in _METRICS}
+    out["images"] = len(rows)
+    return out
 
 
 def eval_table(
@@ -54,11 +74,16 @@ def eval_table(
 
     res = evaluate_fp32(model_source, dataset, max_images, arch, scale)
     t = Table(title=f"{res['model']} ({res['arch']} x{res['scale']}) on {dataset}: Y channel, shave {res['scale']}")
-    for c in ("image", "HR size", "bicubic PSNR", "model PSNR", "gain", "bicubic SSIM", "model SSIM"):
-        t.add_column(c, justify="right" if c != "image" else "left")
-    for r in res["images"] + [dict(image="mean", size="", **res["mean"])]:
+    for c in ("image", "category", "HR size", "bicubic PSNR", "model PSNR", "gain", "bicubic SSIM", "model SSIM"):
+        t.add_column(c, justify="left" if c in ("image", "category") else "right")
+    summary = [
+        dict(image=f"mean: {c}", category=f"{m['images']} images", size="", **m) for c, m in res["categories"].items()
+    ]
+    summary.append(dict(image="mean", category=f"{res['mean']['images']} images", size="", **res["mean"]))
+    for r in res["images"] + summary:
         t.add_row(
             r["image"],
+            r["category"],
             r["size"],
             f"{r['bicubic_psnr_y']:.2f}",
             f"{r['psnr_y']:.2f}",

@@ -83,27 +83,47 @@ def test_forced_tier(two_tiers: Path) -> None:
         up.upscale(half_flat(), tier="fast")
 
 
+def _noise_band(amplitude: float, rows: int = 32) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return np.clip(128 + amplitude * rng.uniform(-1, 1, (rows, 64, 3)), 0, 255).round().astype(np.uint8)
+
+
+def _band_statistic(amplitude: float) -> float:
+    return complexity_np(_noise_band(amplitude)[:16, :16].transpose(2, 0, 1).astype(np.float32) / np.float32(255))
+
+
 def test_calibrated_selector_routes_like_the_plan(tiered_build: Path) -> None:
     """The runtime's NumPy routing agrees with quant.plan.Selector on torch's statistic."""
     plan = load_plan(tiered_build / "plan.json")
     assert plan.selector is not None and len(plan.tiers) == 3
-    img = np.concatenate([half_flat(), np.clip(half_flat() * 0.2 + 90, 0, 255).astype(np.uint8)])
+    lo, hi = plan.selector.thresholds
+    # The thresholds are percentiles of the calibration set's statistic, so the band that lands
+    # in the middle tier is chosen from them: flat, middle and strong noise reach all three tiers.
+    # Margins (x2 around the thresholds' geometric mean, x2 above the upper one) keep every tile of
+    # a band, each a different noise draw, on the same side of the thresholds.
+    middle = next(a for a in np.arange(1.0, 128.0, 0.5) if _band_statistic(a) > (lo * hi) ** 0.5)
+    assert 2.0 * lo < _band_statistic(middle) < 0.5 * hi
+    stripes = np.zeros((32, 64, 3), dtype=np.uint8)
+    stripes[:, (np.arange(64) // 2) % 2 == 1] = 255  # 2 px black/white columns: statistic 218.75
+    assert 2.0 * hi < 218.0
+    img = np.concatenate([_noise_band(0.0), _noise_band(middle), stripes])
     chw = img.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
     expected: dict[int, int] = {}
-    for s in tile_grid(80, 64, 16, 4):
+    for s in tile_grid(96, 64, 16, 4):
         tier = plan.selector.route(float(complexity(chw[:, s.y0 : s.y1, s.x0 : s.x1])[0]))
         expected[tier] = expected.get(tier, 0) + 1
     up = Upscaler.from_build(tiered_build, threads=1, tile=16, overlap=4)
     up.upscale(img)
     stats = up.last_stats
     assert stats is not None and stats.tiles_per_tier == dict(sorted(expected.items()))
-    assert len(expected) == 3  # flat, dimmed noise and noise reach all three tiers
+    assert len(expected) == 3
     fabs = {t["index"]: t["fab"] for t in json.loads((tiered_build / "tiers.json").read_text())["tiers"]}
     assert stats.fab == pytest.approx(sum(n * fabs[k] for k, n in expected.items()) / stats.tiles)
 
 
 def test_routing_and_output_are_deterministic(tiered_build: Path, textured: np.ndarray) -> None:
-    img = np.concatenate([textured, textured[::-1] // 4 + 100])
+    # a flat band as well: the tier thresholds follow the calibration set, a flat tile stays in tier 0
+    img = np.concatenate([textured, textured[::-1] // 4 + 100, np.full_like(textured, 120)])
     runs = []
     for threads, batch in ((1, 1), (2, 4), (1, 1)):
         up = Upscaler.from_build(tiered_build, threads=threads, tile=16, overlap=6, batch_size=batch)

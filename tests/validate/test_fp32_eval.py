@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import torch
 from official_layouts import basicsr_rrdbnet_shapes, compact_shapes, random_state
 from PIL import Image
 
+from srdeploy.data.categories import CATEGORY_FILE, FORMAT
 from srdeploy.data.sets import load_pairs
 from srdeploy.errors import ModelError
 from srdeploy.validate.fp32_eval import evaluate_fp32
@@ -42,3 +45,22 @@ def test_eval_runs_an_x2_rrdbnet_on_odd_lr_sizes_and_honours_arch(tmp_path: Path
     assert (res["arch"], res["scale"], len(res["images"])) == ("rrdbnet", 2, 1)
     with pytest.raises(ModelError, match="do not match the 'compact' layout"):
         evaluate_fp32(str(tmp_path / "x2.pth"), str(hr_folder), arch="compact")
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_fp32_eval_reports_each_category(tmp_path: Path) -> None:
+    for name in ("ocv_butterfly", "ocv_happy_fish", "ocv_robin"):
+        shutil.copy(REPO / "calib_data" / "eval" / f"{name}.png", tmp_path / f"{name}.png")
+    tags = {"ocv_butterfly": "photo", "ocv_happy_fish": "line_art"}
+    (tmp_path / CATEGORY_FILE).write_text(json.dumps({"format": FORMAT, "categories": tags}))
+    res = evaluate_fp32("edsr_baseline_x2", str(tmp_path))
+    by_image = {r["image"]: r for r in res["images"]}
+    assert {k: r["category"] for k, r in by_image.items()} == {**tags, "ocv_robin": "uncategorised"}
+    assert set(res["categories"]) == {"photo", "line_art", "uncategorised"}
+    line_art = res["categories"]["line_art"]
+    assert line_art["images"] == 1
+    assert line_art["psnr_y"] == pytest.approx(by_image["ocv_happy_fish"]["psnr_y"])
+    assert res["mean"]["images"] == 3
+    assert res["mean"]["psnr_y"] == pytest.approx(sum(r["psnr_y"] for r in res["images"]) / 3)

@@ -1,0 +1,1 @@
+"""Builder of calib_data/ (run as ``python tools/make_calib_data.py``): catalogue, sources, imaging, output."""
