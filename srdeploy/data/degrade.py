@@ -13,9 +13,10 @@ def crop_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
 
 
 def resize_bicubic(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """NCHW float resize with the a=-0.5 cubic kernel, antialiased when shrinking."""
-    shrink = size[0] < image.shape[-2] or size[1] < image.shape[-1]
-    return F.interpolate(image, size=size, mode="bicubic", align_corners=False, antialias=shrink)
+    """NCHW float resize with the Keys a=-0.5 cubic kernel (MATLAB's imresize, PIL's BICUBIC), widened when
+    shrinking (antialiasing). PyTorch's plain bicubic uses a=-0.75; its antialiased path uses a=-0.5 in both
+    directions, which is why ``antialias`` is on for upscaling too (tests/data/test_degrade.py checks PIL)."""
+    return F.interpolate(image, size=size, mode="bicubic", align_corners=False, antialias=True)
 
 
 def bicubic_downscale(hr: np.ndarray, scale: int, quantize: bool = True) -> np.ndarray:
