@@ -112,6 +112,26 @@ def upscale(
     out.print(summary.describe(), markup=False, highlight=False)
 
 
+@app.command("bench")
+def bench_cmd(
+    build_dir: Annotated[Path, typer.Argument(help="build folder written by srdeploy build")],
+    size: Annotated[int, typer.Option("--size", help="LR input side (square)")] = 256,
+    threads: Annotated[int, typer.Option("--threads", help="inference threads per runtime")] = 2,
+    repeats: Annotated[int, typer.Option("--repeats", help="round-robin rounds (median reported)")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Latency and LR megapixels/s of every runtime x profile graph of a build, fp32 baselines included."""
+    from srdeploy.bench import bench, bench_table
+
+    result = bench(build_dir, size=size, threads=threads, repeats=repeats)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(result, indent=1))
+    else:
+        out.print(bench_table(result))
+
+
 @app.command("lint-trt")
 def lint_trt_cmd(
     model: Annotated[Path, typer.Argument(help="QDQ ONNX for TensorRT, e.g. builds/<name>/trt/model.onnx")],
