@@ -100,14 +100,17 @@ def upscale(
     build_dir: Annotated[Path, typer.Option("--build", "-b", help="build folder written by srdeploy build")],
     tile: Annotated[int | None, typer.Option("--tile", min=8, help="LR tile size (default: automatic)")] = None,
     tier: Annotated[str, typer.Option("--tier", help="'auto' (route by image complexity) or a tier index")] = "auto",
-    profile: Annotated[str, typer.Option("--profile", help="ort | trt")] = "ort",
-    threads: Annotated[int | None, typer.Option("--threads", help="ONNX Runtime threads (default: all)")] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="ort | trt | openvino (default: the backend's)")
+    ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="inference threads (default: all)")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="onnxruntime | openvino (CPU)")] = "onnxruntime",
 ) -> None:
     """Upscale an image, or every image in a folder, with a build folder's model."""
     from srdeploy.progress import RichProgress
     from srdeploy.runtime.cli_upscale import upscale_paths
 
-    summary = upscale_paths(inp, out_path, build_dir, tile, tier, profile, threads, RichProgress(err))
+    summary = upscale_paths(inp, out_path, build_dir, tile, tier, profile, threads, RichProgress(err), backend=backend)
     # File names can contain brackets, which rich would read as markup.
     out.print(summary.describe(), markup=False, highlight=False)
 

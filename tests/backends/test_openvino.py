@@ -134,3 +134,27 @@ def test_perf_counters_list_executed_layers(build: Path) -> None:
     assert all(t.ms >= 0 for t in layers) and sum(t.ms for t in layers) > 0
     with pytest.raises(SrdeployError, match="perf_counters"):
         ovb.OpenVinoRunner(build / "fp32.onnx").activate().profile()
+
+
+@needs_openvino
+def test_ir_runs_like_the_onnx_graph(build: Path, tmp_path: Path) -> None:
+    from srdeploy.backends.openvino_ir import onnx_to_ir
+
+    xml = onnx_to_ir(build / "ort" / "model.onnx", tmp_path / "openvino" / "model.xml")
+    assert xml.is_file() and xml.with_suffix(".bin").is_file()
+    assert sorted(p.name for p in xml.parent.iterdir()) == ["model.bin", "model.xml"]  # no temp folder left
+    x = _inputs()[1]
+    from_onnx = ovb.OpenVinoRunner(build / "ort" / "model.onnx", threads=1).infer(x)
+    from_ir = ovb.OpenVinoRunner(xml, threads=1).infer(x)
+    # Same graph, same kernels: fp32 weights kept (no fp16 compression), so bit-identical.
+    np.testing.assert_array_equal(from_ir, from_onnx)
+
+
+def test_ir_bad_paths(tmp_path: Path) -> None:
+    from srdeploy.backends.openvino_ir import onnx_to_ir
+
+    with pytest.raises(SrdeployError, match="not found"):
+        onnx_to_ir(tmp_path / "missing.onnx", tmp_path / "m.xml")
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    with pytest.raises(SrdeployError, match=r"\.xml"):
+        onnx_to_ir(tmp_path / "m.onnx", tmp_path / "m.bin")
