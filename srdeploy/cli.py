@@ -100,14 +100,17 @@ def upscale(
     build_dir: Annotated[Path, typer.Option("--build", "-b", help="build folder written by srdeploy build")],
     tile: Annotated[int | None, typer.Option("--tile", min=8, help="LR tile size (default: automatic)")] = None,
     tier: Annotated[str, typer.Option("--tier", help="'auto' (route by image complexity) or a tier index")] = "auto",
-    profile: Annotated[str, typer.Option("--profile", help="ort | trt")] = "ort",
-    threads: Annotated[int | None, typer.Option("--threads", help="ONNX Runtime threads (default: all)")] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="ort | trt | openvino (default: the backend's)")
+    ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="inference threads (default: all)")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="onnxruntime | openvino (CPU)")] = "onnxruntime",
 ) -> None:
     """Upscale an image, or every image in a folder, with a build folder's model."""
     from srdeploy.progress import RichProgress
     from srdeploy.runtime.cli_upscale import upscale_paths
 
-    summary = upscale_paths(inp, out_path, build_dir, tile, tier, profile, threads, RichProgress(err))
+    summary = upscale_paths(inp, out_path, build_dir, tile, tier, profile, threads, RichProgress(err), backend=backend)
     # File names can contain brackets, which rich would read as markup.
     out.print(summary.describe(), markup=False, highlight=False)
 
@@ -136,6 +139,26 @@ def emit(
         out.print(f"{own}: {'identical' if same else 'DIFFERENT'} to the graph emitted from the plan", markup=False)
         if not same:
             raise typer.Exit(1)
+
+
+@app.command("bench")
+def bench_cmd(
+    build_dir: Annotated[Path, typer.Argument(help="build folder written by srdeploy build")],
+    size: Annotated[int, typer.Option("--size", help="LR input side (square)")] = 256,
+    threads: Annotated[int, typer.Option("--threads", help="inference threads per runtime")] = 2,
+    repeats: Annotated[int, typer.Option("--repeats", help="round-robin rounds (median reported)")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Latency and LR megapixels/s of every runtime x profile graph of a build, fp32 baselines included."""
+    from srdeploy.bench import bench, bench_table
+
+    result = bench(build_dir, size=size, threads=threads, repeats=repeats)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(result, indent=1))
+    else:
+        out.print(bench_table(result))
 
 
 @app.command("lint-trt")

@@ -24,7 +24,8 @@ from bench_common import evaluate, machine, markdown_table, median_ms, save_json
 from srdeploy.backends.ort import OrtRunner, fusion_report
 from srdeploy.data.sets import load_pairs, lr_patches
 from srdeploy.models.deploy_form import load_deploy_model
-from srdeploy.pipeline import build, calib_source
+from srdeploy.pipeline import build
+from srdeploy.stages.context import calib_source
 from srdeploy.recipe import load_recipe
 
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
 from bench_common import median_ms  # noqa: E402
+from srdeploy.sparsity.config import SparsityConfig  # noqa: E402
 
 from srdeploy.calib.layers import layer_infos  # noqa: E402
 from srdeploy.data.sets import load_pairs, lr_patches  # noqa: E402
@@ -42,7 +43,6 @@ from srdeploy.models.loading import load_model  # noqa: E402
 from srdeploy.quant.plan import LayerInfo, NMMask  # noqa: E402
 from srdeploy.sparsity.api import apply_bias_updates, choose_masks, prune_structure  # noqa: E402
 from srdeploy.sparsity.common import conv_order, masked_copy  # noqa: E402
-from srdeploy.sparsity.config import SparsityConfig  # noqa: E402
 from srdeploy.validate.cost import lr_pixels  # noqa: E402
 from srdeploy.validate.metrics import psnr_y  # noqa: E402
 
@@ -65,9 +65,9 @@ def int8_module(model: SRModel, masks: dict[str, NMMask], patches: np.ndarray) -
     import tempfile
 
     import onnx
-
     from srdeploy.calib.config import QuantConfig
     from srdeploy.calib.flow import calibrate
+
     from srdeploy.export import export_onnx, residual_add_paths
     from srdeploy.passes.graph_info import analyze
     from srdeploy.quant.simulate import simulate

@@ -37,6 +37,14 @@ BACKENDS: dict[str, BackendSpec] = {
             "pip install onnxruntime (a dependency of srdeploy)",
         ),
         BackendSpec(
+            "openvino",
+            "srdeploy.backends.openvino",
+            "OpenVinoRunner",
+            "onnx",
+            "OpenVINO CPU plugin (fp32 float regions; INT8 convolutions from the Q/DQ graph)",
+            "pip install 'srdeploy[openvino]'",
+        ),
+        BackendSpec(
             "tensorrt",
             "srdeploy.backends.tensorrt",
             "TrtRunner",

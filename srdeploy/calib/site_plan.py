@@ -2,9 +2,10 @@
 
 Every profile: the input of every quantized conv, and the skip input of residual Adds whose branch comes
 from a quantized conv (``quant.residual_skips``: all, block = all but the network-wide skip, none).
-Profiles that quantize conv outputs (``ort``) add each quantized conv's output, except convs with fewer
-output channels than the profile's minimum; an output that reaches exactly one quantized conv (directly
-or through Relu / DepthToSpace) reuses that conv's input grid, so the Relu folds into the Q.
+Profiles that quantize conv outputs add each quantized conv's output (``ort``: all; ``openvino``: only those
+reaching a quantized conv through DepthToSpace), except convs with fewer output channels than the profile's
+minimum; an output that reaches exactly one quantized conv (directly or through Relu / DepthToSpace) reuses
+that conv's input grid, so the Relu folds into the Q. Profiles without residual skips leave the Adds float.
 """
 
 from __future__ import annotations
@@ -43,17 +44,22 @@ def skip_sites(graph: GraphInfo, quantized: Iterable[str], residual_skips: str) 
 
 
 def output_sites(
-    layers: Sequence[LayerInfo], graph: GraphInfo, minimum: int
+    layers: Sequence[LayerInfo], graph: GraphInfo, minimum: int, which: str = "all"
 ) -> tuple[list[str], dict[str, str], set[str]]:
+    """``which``: "all" quantized conv outputs, or "into_movement": only those that reach one quantized conv
+    through DepthToSpace (the profile's ``conv_outputs``)."""
     quantized = {x.weight for x in layers if x.quantized}
     out, reuse, relu = [], {}, set()
     for x in sorted((x for x in layers if x.quantized), key=lambda x: x.weight):
         if x.out_channels < minimum:
             continue  # left unfused on purpose (see the profile's note)
         site = sites.site(x.weight, sites.OUTPUT)
-        out.append(site)
         through_relu, consumers = graph.relu_chain_consumers(x.weight)
-        if len(consumers) == 1 and consumers[0] in quantized:
+        feeds_one = len(consumers) == 1 and consumers[0] in quantized
+        if which == "into_movement" and not (feeds_one and graph.reaches_through(x.weight, "DepthToSpace")):
+            continue
+        out.append(site)
+        if feeds_one:
             reuse[site] = sites.site(consumers[0], sites.INPUT)
         elif through_relu or graph.output_only_relu(x.weight):
             relu.add(site)
@@ -68,9 +74,9 @@ def plan_sites(
     skips = skip_sites(graph, quantized, residual_skips)
     result = {}
     for profile in profiles:
-        names, reuse, relu = list(inputs) + skips, {}, set()
-        if profile.conv_outputs:
-            outs, reuse, relu = output_sites(layers, graph, profile.min_output_channels)
+        names, reuse, relu = list(inputs) + (skips if profile.residual_skips else []), {}, set()
+        if profile.conv_outputs != "none":
+            outs, reuse, relu = output_sites(layers, graph, profile.min_output_channels, profile.conv_outputs)
             names += outs
         result[profile.name] = ProfileSites(tuple(sorted(names)), reuse, frozenset(relu))
     return result

@@ -64,6 +64,15 @@ class GraphInfo:
             weights.append(conv.weight)
         return through_relu, weights
 
+    def reaches_through(self, conv_weight: str, op_type: str) -> bool:
+        """True when the conv output's single-consumer chain of pass-through ops contains ``op_type``."""
+        ops = self.consumer_ops(self.convs[conv_weight].output)
+        while len(ops) == 1 and ops[0][1] in PASS_THROUGH:
+            if ops[0][1] == op_type:
+                return True
+            ops = self.consumer_ops(self.node_outputs[ops[0][0]][0])
+        return False
+
     def output_only_relu(self, conv_weight: str) -> bool:
         ops = self.consumer_ops(self.convs[conv_weight].output)
         return len(ops) == 1 and ops[0][1] == "Relu"

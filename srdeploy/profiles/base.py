@@ -20,8 +20,11 @@ class Profile:
     name: str
     summary: str
     # Q/DQ layout
-    conv_outputs: bool  # quantize conv outputs too (ONNX Runtime fuses DQ-Conv-Q into QLinearConv)
-    min_output_channels: int  # convs with fewer output channels get no output Q (conv_outputs only)
+    # which conv outputs get a Q: "all" (ONNX Runtime fuses DQ-Conv-Q into QLinearConv), "into_movement" (only
+    # outputs reaching a quantized conv through DepthToSpace, so the pixel shuffle runs on integers), "none"
+    conv_outputs: str
+    min_output_channels: int  # convs with fewer output channels get no output Q
+    residual_skips: bool  # Q/DQ on the skip input of residual Adds (quant.residual_skips chooses which)
     activation_grid: Callable[[bool, int], str]  # (tensor is non-negative, bits) -> grid kind (quant/spec.py)
     activation_container: Callable[[QuantSpec], type]  # integer dtype of an activation's Q/DQ
     # emission
@@ -32,6 +35,7 @@ class Profile:
     providers: tuple[str, ...]  # ONNX Runtime execution providers to prefer for it, best first
     validation_note: str  # how validation executes it here
     lint: str | None = None  # static checker run on every graph ("tensorrt")
+    ir: str | None = None  # also write the graph in this runtime's own format ("openvino": model.xml + .bin)
 
     def emission(self, opset: int, weight_bits: int, int4_requested: bool) -> Emission:
         int4 = self.int4_weights and int4_requested and weight_bits <= 4

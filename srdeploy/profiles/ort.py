@@ -28,7 +28,8 @@ def _container(spec: QuantSpec) -> type:
 PROFILE = Profile(
     name="ort",
     summary="ONNX Runtime CPU: uint8 asymmetric activations, int8 per-channel weights, Q after each conv",
-    conv_outputs=True,
+    conv_outputs="all",
+    residual_skips=True,
     min_output_channels=4,
     activation_grid=_grid,
     activation_container=_container,

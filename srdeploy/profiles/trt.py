@@ -25,7 +25,8 @@ def _container(_spec: QuantSpec) -> type:
 PROFILE = Profile(
     name="trt",
     summary="TensorRT 10/11: symmetric INT8 Q/DQ on conv inputs and residual skips, FP16 float regions",
-    conv_outputs=False,
+    conv_outputs="none",
+    residual_skips=True,
     min_output_channels=0,
     activation_grid=_grid,
     activation_container=_container,

@@ -141,12 +141,13 @@ def upscale_paths(
     build: Path,
     tile: int | None = None,
     tier: str = "auto",
-    profile: str = "ort",
+    profile: str | None = None,
     threads: int | None = None,
     progress: bool | Progress | None = False,
     overlap: int = DEFAULT_OVERLAP,
     providers: list[str] | None = None,
     max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS,
+    backend: str = "onnxruntime",
 ) -> UpscaleSummary:
     """Upscale one image file or every image in a folder with the model of build folder ``build``.
 
@@ -166,12 +167,12 @@ def upscale_paths(
             "fix or remove those files; nothing was written",
         )
     up = Upscaler.from_build(
-        build, profile, providers, threads, tile, overlap, tier=tier, max_megapixels=max_megapixels
+        build, profile, providers, threads, tile, overlap, tier=tier, max_megapixels=max_megapixels, backend=backend
     )
     if progress is True:
         progress = RichProgress()
     bar: Progress = progress if progress else SilentProgress()
-    summary = UpscaleSummary()
+    summary = UpscaleSummary(notes=list(up.notes))
     usage: Counter[int] = Counter()
     fab_sum = 0.0
     t0 = time.perf_counter()

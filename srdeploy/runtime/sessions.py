@@ -19,14 +19,9 @@ import numpy as np
 from srdeploy.backends.ort import OrtRunner
 from srdeploy.buildfolder import BuildFolder, sha256_file
 from srdeploy.errors import BackendUnavailable, BuildFolderError
+from srdeploy.profiles import PROFILES, get_profile
 
-PROFILES = ("ort", "trt")
-# Best first. The `ort` profile's asymmetric uint8 QDQ graph is not TensorRT's format, so the
-# TensorRT execution provider is only preferred for the `trt` profile.
-PREFERRED = {
-    "trt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
-    "ort": ("CUDAExecutionProvider", "CPUExecutionProvider"),
-}
+BACKENDS = ("onnxruntime", "openvino")  # what the app runtime can run (TensorRT: through ORT's provider)
 Provider = str | tuple[str, dict[str, Any]]
 
 
@@ -60,8 +55,10 @@ def load_model_set(path: str | os.PathLike[str], profile: str = "ort") -> ModelS
         raise BuildFolderError(f"model not found: {path}", "pass a build folder, its tiers.json, or an .onnx file")
     if path.suffix == ".json":
         return _from_tiers_json(path, profile, checksums=None)
-    if path.suffix != ".onnx":
-        raise BuildFolderError(f"{path} is neither an .onnx file nor a tiers.json", "pass the build folder itself")
+    if path.suffix not in (".onnx", ".xml"):
+        raise BuildFolderError(
+            f"{path} is neither an .onnx / OpenVINO .xml file nor a tiers.json", "pass the build folder itself"
+        )
     return ModelSet({0: TierModel(0, path.stem, None, path)}, 0, None, None, path)
 
 
@@ -106,6 +103,32 @@ def _from_tiers_json(path: Path, profile: str, checksums: dict[str, str] | None)
     return ModelSet(tiers, default_tier, selector, scale, path)
 
 
+def native_profile(backend: str) -> str:
+    """The profile laid out for ``backend`` (the registry's: the profile whose intended backend it is)."""
+    return next(p.name for p in PROFILES.values() if p.backends[0] == backend)
+
+
+def resolve_profile(path: str | os.PathLike[str], profile: str | None, backend: str) -> tuple[str, str | None]:
+    """The profile to load for ``backend`` (None: the backend's own where built, else ``ort``), and a note when
+    a build without the backend's own profile runs another profile's graph instead."""
+    if backend not in BACKENDS:
+        raise BackendUnavailable(f"unknown backend {backend!r}", f"use one of {', '.join(BACKENDS)}")
+    own, fallback = native_profile(backend), native_profile("onnxruntime")
+    if profile is not None or own == fallback:
+        return profile or fallback, None
+    tiers = Path(path) / "tiers.json" if Path(path).is_dir() else Path(path)
+    try:
+        built = {p for t in json.loads(tiers.read_text())["tiers"] for p in t["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        built = set()  # a bare model file, or a folder load_model_set will reject with its own message
+    if own in built or tiers.suffix in (".xml", ".onnx"):
+        return (own if own in built else fallback), None
+    return fallback, (
+        f"{path} has no '{own}' profile: running its '{fallback}' graph on {backend} "
+        f"(rebuild with '{own}' in export.profiles for {backend}'s own layout)"
+    )
+
+
 def resolve_providers(providers: Sequence[Provider] | None, profile: str) -> list[Provider]:
     """None -> CPU; ['auto'] -> the best this onnxruntime offers; otherwise checked as given."""
     import onnxruntime as ort
@@ -114,7 +137,7 @@ def resolve_providers(providers: Sequence[Provider] | None, profile: str) -> lis
     if providers is None:
         return ["CPUExecutionProvider"]
     if list(providers) == ["auto"]:
-        return [p for p in PREFERRED[profile] if p in available] or ["CPUExecutionProvider"]
+        return [p for p in get_profile(profile).providers if p in available] or ["CPUExecutionProvider"]
     names = [p if isinstance(p, str) else p[0] for p in providers]
     missing = [n for n in names if n not in available]
     if missing:
@@ -125,6 +148,14 @@ def resolve_providers(providers: Sequence[Provider] | None, profile: str) -> lis
     return list(providers)
 
 
+def _probe_scale(infer: Any, path: Path) -> int:
+    """Scale of a bare model: run an 8x8 input and compare sizes."""
+    y = infer(np.zeros((1, 3, 8, 8), dtype=np.float32))
+    if y.ndim != 4 or y.shape[2] % 8 or y.shape[2] != y.shape[3] or y.shape[1] != 3:
+        raise BuildFolderError(f"{path} does not map (N,3,H,W) to (N,3,sH,sW)", "pass an srdeploy model")
+    return y.shape[2] // 8
+
+
 class Session(OrtRunner):
     """The app runtime's session: CPU arena off (bounded memory for any image size)."""
 
@@ -132,8 +163,16 @@ class Session(OrtRunner):
         super().__init__(path, threads, list(providers), mem_arena=False)
 
     def probe_scale(self) -> int:
-        """Scale of a bare model: run an 8x8 input and compare sizes."""
-        y = self.infer(np.zeros((1, 3, 8, 8), dtype=np.float32))
-        if y.ndim != 4 or y.shape[2] % 8 or y.shape[2] != y.shape[3] or y.shape[1] != 3:
-            raise BuildFolderError(f"{self.path} does not map (N,3,H,W) to (N,3,sH,sW)", "pass an srdeploy model")
-        return y.shape[2] // 8
+        return _probe_scale(self.infer, self.path)
+
+
+def open_session(path: Path, threads: int | None, providers: list[Provider] | None, backend: str) -> Any:
+    """An ONNX Runtime Session, or an OpenVINO CPU runner with the same ``infer``/``probe_scale``."""
+    if backend == "onnxruntime":
+        return Session(path, threads, list(providers or ["CPUExecutionProvider"])).activate()
+    from srdeploy.backends.openvino import OpenVinoRunner
+
+    runner = OpenVinoRunner(path, threads=threads).activate()
+    runner.providers = ["OpenVINO CPU"]  # type: ignore[attr-defined]
+    runner.probe_scale = lambda: _probe_scale(runner.infer, runner.path)  # type: ignore[attr-defined]
+    return runner

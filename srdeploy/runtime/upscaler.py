@@ -31,7 +31,14 @@ import numpy as np
 from srdeploy.errors import BuildFolderError, SrdeployError
 from srdeploy.runtime.arrays import allocate_output, finish, prepare, upscale_alpha
 from srdeploy.runtime.routing import make_router
-from srdeploy.runtime.sessions import ModelSet, Provider, Session, load_model_set, resolve_providers
+from srdeploy.runtime.sessions import (
+    ModelSet,
+    Provider,
+    load_model_set,
+    open_session,
+    resolve_profile,
+    resolve_providers,
+)
 from srdeploy.runtime.tiling import DEFAULT_MAX_BATCH_PIXELS, plan_tiles, upscale_tiled
 
 DEFAULT_OVERLAP = 16
@@ -81,7 +88,7 @@ class Upscaler:
     def __init__(
         self,
         model: str | os.PathLike[str],
-        profile: str = "ort",
+        profile: str | None = None,
         providers: Sequence[Provider] | None = None,
         threads: int | None = None,
         tile: int | None = None,
@@ -90,6 +97,7 @@ class Upscaler:
         tier: int | str = "auto",
         max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS,
         max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS,
+        backend: str = "onnxruntime",
     ) -> None:
         """``model``: an .onnx file, a tiers.json (tier files beside it) or a build folder.
 
@@ -98,6 +106,9 @@ class Upscaler:
         ONNX Runtime's default, all cores). ``tile``: LR core size (None = automatic above
         ``max_batch_pixels``); ``overlap``: LR context per side; ``batch_size``: most tiles per call.
         ``tier``: 'auto' routes each image/tile by the build's selector; an index forces that tier.
+        ``backend``: 'onnxruntime' or 'openvino' (CPU plugin; ``pip install 'srdeploy[openvino]'``).
+        ``profile``: None = 'ort' on ONNX Runtime; on OpenVINO the build's 'openvino' profile, or its
+        'ort' graph when it has none (said in ``notes``).
         """
         if tile is not None and tile < 8:
             raise SrdeployError(f"tile={tile} is too small", "use tile >= 8 LR pixels (64-512 is typical)")
@@ -106,15 +117,19 @@ class Upscaler:
                 f"invalid overlap={overlap} / batch_size={batch_size} / max_batch_pixels={max_batch_pixels}",
                 "overlap must be >= 0, batch_size and max_batch_pixels >= 1",
             )
+        profile, note = resolve_profile(model, profile, backend)
+        if backend == "openvino" and providers is not None:
+            raise SrdeployError("providers are ONNX Runtime execution providers", "drop them for backend='openvino'")
+        self.notes: list[str] = [note] if note else []
         self.models = load_model_set(model, profile)
-        self.profile = profile
+        self.profile, self.backend = profile, backend
         self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
         self.max_megapixels, self.max_batch_pixels = max_megapixels, max_batch_pixels
         self.forced_tier = _parse_tier(tier, self.models)
-        chosen = resolve_providers(providers, profile)
-        self.sessions = {k: Session(t.path, threads, chosen) for k, t in sorted(self.models.tiers.items())}
-        for session in self.sessions.values():
-            session.activate()  # load every tier now: a broken file fails here, not on the first image
+        chosen = resolve_providers(providers, profile) if backend == "onnxruntime" else None
+        self.sessions = {
+            k: open_session(t.path, threads, chosen, backend) for k, t in sorted(self.models.tiers.items())
+        }
         first = self.sessions[min(self.sessions)]
         self.scale: int = self.models.scale or first.probe_scale()
         self.providers: list[str] = first.providers
@@ -125,7 +140,7 @@ class Upscaler:
     def from_build(
         cls,
         path: str | os.PathLike[str],
-        profile: str = "ort",
+        profile: str | None = None,
         providers: Sequence[Provider] | None = None,
         threads: int | None = None,
         tile: int | None = None,
@@ -208,6 +223,7 @@ class Upscaler:
 
     def __repr__(self) -> str:
         return (
-            f"Upscaler({self.models.source}, profile={self.profile}, x{self.scale}, tiers={self.tiers}, "
+            f"Upscaler({self.models.source}, backend={self.backend}, profile={self.profile}, x{self.scale}, "
+            f"tiers={self.tiers}, "
             f"providers={self.providers})"
         )

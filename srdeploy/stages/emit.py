@@ -72,10 +72,25 @@ def emit_all(inputs: EmitInputs, plan: QuantPlan, folder: BuildFolder, advance: 
             path.parent.mkdir(parents=True, exist_ok=True)
             onnx.save(model, str(path))
             passes[rel] = [r.summary() for r in results]
+            if get_profile(profile).ir:
+                passes[rel].append(write_ir(get_profile(profile).ir, path))
             done += 1
             if advance:
                 advance(done)
     return {"passes": passes, "lint": lint_summary(lint)} if lint else {"passes": passes}
+
+
+def write_ir(runtime: str, onnx_path: Path) -> dict[str, Any]:
+    """The graph in the runtime's own format beside the ONNX (OpenVINO IR), or why it was skipped."""
+    from srdeploy.backends.registry import capabilities
+
+    caps = capabilities(runtime)
+    if not caps.available:
+        return dict(name=f"write_ir[{runtime}]", changed=False, skipped=[dict(item=onnx_path.name, reason=caps.reason)])
+    from srdeploy.backends.openvino_ir import onnx_to_ir
+
+    xml = onnx_to_ir(onnx_path, onnx_path.with_suffix(".xml"))
+    return dict(name=f"write_ir[{runtime}]", changed=True, changes={"ir": xml.name}, skipped=[])
 
 
 def lint_summary(lint: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

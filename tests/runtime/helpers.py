@@ -27,7 +27,7 @@ def make_checkpoint(path: Path, n_resblocks: int, scale: int = 2, n_feats: int =
     return save_checkpoint(model, path)
 
 
-def make_build(root: Path, name: str, ckpt: Path, **quant: Any) -> Path:
+def make_build(root: Path, name: str, ckpt: Path, profiles: tuple[str, ...] = ("trt", "ort"), **quant: Any) -> Path:
     from srdeploy.pipeline import build
     from srdeploy.recipe import recipe_from_dict
 
@@ -39,6 +39,7 @@ def make_build(root: Path, name: str, ckpt: Path, **quant: Any) -> Path:
             "quant": {"quantize_roles": ["body", "upsampler"], **quant},
             "validate": {"max_images": 1},
             "tensorrt": {"enabled": False},
+            "export": {"profiles": list(profiles)},
         }
     )
     return build(recipe, root / name, run_validation=False).out_dir

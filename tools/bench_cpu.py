@@ -1,0 +1,177 @@
+#!/usr/bin/env python
+"""The CPU table of issue 13: latency and accuracy of every CPU path for built models.
+
+    python tools/bench_cpu.py /tmp/ov_edsr /tmp/ov_srresnet --size 256 --threads 2 --repeats 5 \\
+        --out docs/results
+
+Per build folder (made with `srdeploy build`): ORT fp32, OpenVINO fp32 (f32, and the plugin's
+default precision bf16 where the CPU has it), srdeploy's graphs in each runtime, ORT quantize_static
+with its defaults, NNCF with its defaults on the OpenVINO model and on the ONNX model (in both
+runtimes). Peers calibrate on the build's own LR patches (same recipe, seed and set). Latency is
+timed round-robin in one process (srdeploy.bench.interleaved_ms, median); accuracy is Y-PSNR on the
+recipe's validation set against the same runtime-independent reference, ORT fp32: mean and
+worst-image drop. Writes docs/results/cpu_<model>.json (command, CPU, ISA, versions, date).
+Needs tools/requirements-bench.txt (nncf) for the NNCF rows; ``--peers qs`` skips them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import markdown_table, save_json
+
+from srdeploy.backends.openvino import OpenVinoRunner
+from srdeploy.backends.ort import OrtRunner
+from srdeploy.bench import interleaved_ms, machine_info
+from srdeploy.data.sets import load_pairs, lr_patches
+from srdeploy.stages.context import calib_source
+from srdeploy.recipe import load_recipe
+from srdeploy.validate.metrics import psnr_y
+
+Infer = Callable[[np.ndarray], np.ndarray]
+
+
+def runner(runtime: str, path: Path, threads: int, precision: str = "f32") -> Infer:
+    if runtime == "ort":
+        return OrtRunner(path, threads=threads, mem_arena=False).infer
+    return OpenVinoRunner(path, threads=threads, precision=precision).activate().infer
+
+
+def executions(build: Path, tmp: Path, patches: np.ndarray, peers: set[str], extra: list[str]) -> list[dict]:
+    """(label, runtime, path, precision, calibration seconds) of every row, in table order."""
+    from cpu_peers import nncf_onnx_defaults, nncf_openvino_defaults, quantize_static_defaults
+
+    fp32 = build / "fp32.onnx"
+    rows = [
+        dict(label="ORT fp32", runtime="ort", path=fp32),
+        dict(label="OpenVINO fp32 (f32)", runtime="openvino", path=fp32),
+        dict(label="OpenVINO fp32 (bf16, plugin default here)", runtime="openvino", path=fp32, precision="bf16"),
+    ]
+    for profile in ("ort", "trt"):
+        path = build / profile / "model.onnx"
+        if path.is_file():
+            rows += [
+                dict(label=f"ORT : srdeploy {profile} graph", runtime="ort", path=path),
+                dict(label=f"OpenVINO : srdeploy {profile} graph", runtime="openvino", path=path),
+            ]
+    for spec in extra:  # label=path: prototype layouts (research), run in OpenVINO
+        label, _, path = spec.partition("=")
+        rows.append(dict(label=f"OpenVINO : {label}", runtime="openvino", path=Path(path)))
+    if "qs" in peers:
+        path, secs = quantize_static_defaults(fp32, tmp / "qs_defaults.onnx", patches)
+        rows += [
+            dict(label="ORT : quantize_static (defaults)", runtime="ort", path=path, calib_s=secs),
+            dict(label="OpenVINO : quantize_static (defaults)", runtime="openvino", path=path, calib_s=secs),
+        ]
+    if "nncf" in peers:
+        path, secs = nncf_openvino_defaults(fp32, tmp / "nncf_ov" / "model.xml", patches)
+        rows.append(
+            dict(label="OpenVINO : NNCF INT8 (defaults, OV model)", runtime="openvino", path=path, calib_s=secs)
+        )
+        path, secs = nncf_onnx_defaults(fp32, tmp / "nncf_onnx.onnx", patches)
+        rows += [
+            dict(label="ORT : NNCF INT8 (defaults, ONNX model)", runtime="ort", path=path, calib_s=secs),
+            dict(label="OpenVINO : NNCF INT8 (defaults, ONNX model)", runtime="openvino", path=path, calib_s=secs),
+        ]
+    return rows
+
+
+def y_psnrs(infer: Infer, pairs: list, scale: int) -> list[float]:
+    out = []
+    for p in pairs:
+        x = np.ascontiguousarray(p.lr.transpose(2, 0, 1)[None], dtype=np.float32)
+        out.append(psnr_y(infer(x)[0].transpose(1, 2, 0), p.hr, scale))
+    return out
+
+
+def bench_build(build: Path, args: argparse.Namespace) -> dict[str, Any]:
+    recipe = load_recipe(build / "recipe.yaml")
+    scale = int(json.loads((build / "tiers.json").read_text())["scale"])
+    pairs = load_pairs(recipe.validate_.dataset, scale, args.max_images)
+    patches = lr_patches(calib_source(recipe), scale, recipe.calib.patch_size, recipe.calib.patches, recipe.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = executions(build, Path(tmp), patches, set(args.peers.split(",")), args.extra)
+        infers = {r["label"]: runner(r["runtime"], r["path"], args.threads, r.get("precision", "f32")) for r in rows}
+        psnr = {label: y_psnrs(f, pairs, scale) for label, f in infers.items()}
+        x = np.random.default_rng(0).random((1, 3, args.size, args.size), dtype=np.float32)
+        times = interleaved_ms(infers, x, warmup=1, repeats=args.repeats)
+    ref = np.array(psnr["ORT fp32"])
+    base = float(np.median(times["ORT fp32"]))
+    for r in rows:
+        drops = ref - np.array(psnr[r["label"]])
+        median = float(np.median(times[r["label"]]))
+        r.update(
+            path=str(r["path"]).replace(str(build), "BUILD") if str(r["path"]).startswith(str(build)) else "peer",
+            median_ms=median,
+            times_ms=times[r["label"]],
+            vs_ort_fp32=base / median,
+            psnr_y=float(np.mean(psnr[r["label"]])),
+            mean_drop_db=float(drops.mean()),
+            worst_drop_db=float(drops.max()),
+            worst_image=pairs[int(drops.argmax())].name,
+        )
+    return dict(
+        build=str(build),
+        recipe=recipe.name,
+        model=recipe.model.name or str(recipe.model.path),
+        dataset=recipe.validate_.dataset,
+        images=len(pairs),
+        calib_patches=f"{len(patches)} x {recipe.calib.patch_size}px from '{calib_source(recipe)}', seed {recipe.seed}",
+        rows=rows,
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("builds", nargs="+", type=Path, help="build folders (srdeploy build)")
+    ap.add_argument("--size", type=int, default=256, help="LR input side for latency")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5, help="round-robin rounds (median)")
+    ap.add_argument("--max-images", type=int, default=None)
+    ap.add_argument("--peers", default="qs,nncf", help="comma list: qs (quantize_static), nncf")
+    ap.add_argument("--extra", action="append", default=[], help="label=path: another graph to run in OpenVINO")
+    ap.add_argument("--out", type=Path, default=Path("docs/results"), help="folder for cpu_<model>.json")
+    args = ap.parse_args()
+    for build in args.builds:
+        t0 = time.perf_counter()
+        result = bench_build(build, args)
+        doc = dict(
+            command="python tools/bench_cpu.py " + " ".join(sys.argv[1:]),
+            size=args.size,
+            threads=args.threads,
+            repeats=args.repeats,
+            machine=machine_info(),
+            seconds=time.perf_counter() - t0,
+            **result,
+        )
+        save_json(args.out / f"cpu_{result['model']}.json", doc)
+        m = doc["machine"]
+        head = f"{result['model']} ({result['recipe']}), {args.size}x{args.size} LR, {args.threads} threads"
+        print(f"\n{head}, {result['dataset']} ({result['images']} images); {m['cpu']} [{', '.join(m['isa'])}]")
+        print(
+            markdown_table(
+                result["rows"],
+                [
+                    ("label", "runtime : model", ""),
+                    ("median_ms", "latency (ms)", ".0f"),
+                    ("vs_ort_fp32", "vs ORT fp32", ".2f"),
+                    ("mean_drop_db", "mean drop (dB)", ".3f"),
+                    ("worst_drop_db", "worst-image drop (dB)", ".3f"),
+                    ("calib_s", "calib (s)", ".1f"),
+                ],
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
