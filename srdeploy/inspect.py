@@ -4,31 +4,47 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
+
+from srdeploy.buildfolder import MANIFEST, BuildFolder
+from srdeploy.errors import PlanError
+from srdeploy.plan_check import load_plan_checked
 from srdeploy.quant import sites
-from srdeploy.quant.plan import QuantPlan, load_plan
+from srdeploy.quant.plan import QuantPlan
 
 
 def _plan_path(target: Path) -> Path:
-    return target / "plan.json" if target.is_dir() else target
+    """plan.json of a build folder (checksums verified like `validate`), or a plan.json as given."""
+    if not target.exists():
+        raise PlanError(f"not found: {target}", "pass a build folder or a plan.json")
+    if target.is_dir():
+        BuildFolder(target).verify()
+        return target / "plan.json"
+    if (target.parent / MANIFEST).is_file():
+        BuildFolder(target.parent).verify()
+    return target
 
 
 def inspect_table(target: Path, all_layers: bool = True) -> list[object]:
+    """Rich tables; every value from the plan is escaped (layer names may hold brackets)."""
     from rich.table import Table
 
-    plan: QuantPlan = load_plan(_plan_path(Path(target)))
+    plan: QuantPlan = load_plan_checked(_plan_path(Path(target)))
     tables: list[object] = []
     m = plan.model
-    head = Table(title=f"plan: {m.get('name')} ({m.get('arch')} x{m.get('scale')}), method {plan.meta.get('method')}")
+    head = Table(
+        title=escape(f"plan: {m.get('name')} ({m.get('arch')} x{m.get('scale')}), method {plan.meta.get('method')}")
+    )
     head.add_column("key")
     head.add_column("value")
     for k in ("weight_bits", "act_bits", "weight_method", "quantize_roles", "calibration_patches", "recipe"):
-        head.add_row(k, str(plan.meta.get(k)))
-    head.add_row("tiers", ", ".join(f"{t.index}:{t.name}" for t in plan.tiers))
+        head.add_row(k, escape(str(plan.meta.get(k))))
+    head.add_row("tiers", escape(", ".join(f"{t.index}:{t.name}" for t in plan.tiers)))
     if plan.selector:
-        head.add_row("selector", f"{plan.selector.statistic} thresholds {plan.selector.thresholds}")
+        head.add_row("selector", escape(f"{plan.selector.statistic} thresholds {plan.selector.thresholds}"))
     tables.append(head)
     for tier in plan.tiers:
-        t = Table(title=f"tier {tier.index} ({tier.name}): layers")
+        t = Table(title=escape(f"tier {tier.index} ({tier.name}): layers"))
         for c in ("layer", "role", "W bits", "trt input", "ort input", "mask", "why"):
             t.add_column(c)
         for x in plan.layers:
@@ -39,22 +55,16 @@ def inspect_table(target: Path, all_layers: bool = True) -> list[object]:
             trt = tier.activations.get("trt", {}).get(site)
             ort = tier.activations.get("ort", {}).get(site)
             mask = plan.masks.get(x.weight)
-            t.add_row(
-                x.module,
-                x.role,
-                str(w.bits) if w else "float",
-                _fmt(trt),
-                _fmt(ort),
-                f"{mask.n}:{mask.m}" if mask else "",
-                x.reason,
-            )
+            cells = (x.module, x.role, str(w.bits) if w else "float", _fmt(trt), _fmt(ort))
+            t.add_row(*(escape(c) for c in (*cells, f"{mask.n}:{mask.m}" if mask else "", x.reason)))
         tables.append(t)
         skips = Table(title=f"tier {tier.index}: residual skips and conv outputs")
         for c in ("site", "trt", "ort"):
             skips.add_column(c)
         names = sorted({s for p in tier.activations.values() for s in p if not s.endswith("@input")})
         for s in names:
-            skips.add_row(s, _fmt(tier.activations.get("trt", {}).get(s)), _fmt(tier.activations.get("ort", {}).get(s)))
+            trt, ort = (_fmt(tier.activations.get(p, {}).get(s)) for p in ("trt", "ort"))
+            skips.add_row(escape(s), escape(trt), escape(ort))
         tables.append(skips)
     return tables
 

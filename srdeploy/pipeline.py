@@ -15,7 +15,7 @@ from typing import Any
 
 import onnx
 
-from srdeploy.buildfolder import BuildFolder, write_manifest
+from srdeploy.buildfolder import BuildFolder, publish_build, write_manifest
 from srdeploy.calib.config import QuantConfig
 from srdeploy.calib.flow import apply_refinement, calibrate, equalize_for_daq
 from srdeploy.calib.layers import layer_infos
@@ -23,7 +23,7 @@ from srdeploy.calib.refine import RefineConfig, refine
 from srdeploy.data.sets import load_pairs, lr_patches
 from srdeploy.engines import build_engines, lint_trt_graph
 from srdeploy.export import export_onnx, residual_add_paths
-from srdeploy.fsutil import atomic_folder, atomic_write_text
+from srdeploy.fsutil import atomic_write_text
 from srdeploy.models.deploy_form import load_for_recipe, save_deploy_model, to_deploy_form
 from srdeploy.passes.graph_info import analyze
 from srdeploy.passes.rewrite import rewrite
@@ -90,7 +90,8 @@ def build(
     out = Path(out_dir) if out_dir else Path("builds") / recipe.name
     seconds: dict[str, float] = {}
     cfg = quant_config(recipe)
-    with atomic_folder(out) as tmp:
+    with publish_build(out, log=progress.log) as staging:  # policy: buildfolder.py docstring
+        tmp = staging.root
         folder = BuildFolder(tmp)
         t0 = time.perf_counter()
         scfg = SparsityConfig.from_section(recipe.sparsity)
@@ -235,7 +236,9 @@ def build(
             tmp,
             dict(recipe=recipe.name, recipe_digest=recipe.digest, seconds={k: round(v, 2) for k, v in seconds.items()}),
         )
-    return BuildResult(out_dir=out, plan=plan, report=report, seconds=seconds)
+        staging.verdict = report.get("verdict")
+    assert staging.published is not None
+    return BuildResult(out_dir=staging.published, plan=plan, report=report, seconds=seconds)
 
 
 def write_tiers_json(folder: BuildFolder, plan: QuantPlan) -> None:

@@ -10,24 +10,49 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from srdeploy.errors import RecipeError
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN/inf pass every ge/le bound, so no recipe float may be one (`rgb_range: .nan`).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+MAX_NAME = 100  # leaves room under NAME_MAX (255) for the .NAME.partial-XXXX / NAME.failed siblings
+
+
+def check_name(name: str) -> str:
+    """A recipe name is one folder name under builds/: it must not escape, hide or be empty."""
+    if not name.strip():
+        raise ValueError("must not be empty (it names the build folder builds/<name>)")
+    if "/" in name or "\\" in name or ".." in name:
+        raise ValueError(f"{name!r} must not contain '/', '\\' or '..' (it names one folder under builds/)")
+    if name.startswith(".") or name != name.strip() or not name.isprintable():
+        raise ValueError(f"{name!r} must not start with '.', have surrounding spaces or control characters")
+    if len(name) > MAX_NAME:
+        raise ValueError(f"is {len(name)} characters long; use at most {MAX_NAME}")
+    return name
 
 
 class ModelSection(_Section):
     name: str | None = Field(None, description="bundled reference model (e.g. edsr_baseline_x4)")
     path: str | None = Field(None, description="checkpoint file (.pt/.pth/.safetensors)")
     arch: str | None = Field(None, description="architecture; auto-detected from the state dict when unset")
-    scale: int | None = Field(None, description="override the detected scale (multi-scale checkpoints)")
-    rgb_range: float | None = Field(None, description="pixel range the checkpoint was trained with")
+    scale: int | None = Field(None, ge=1, le=16, description="override the detected scale (multi-scale checkpoints)")
+    rgb_range: float | None = Field(None, gt=0, le=65535, description="pixel range the checkpoint was trained with")
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSection:
@@ -37,8 +62,8 @@ class ModelSection(_Section):
 
 
 class CalibSection(_Section):
-    set: str | None = Field("train", description="named image set in calib_data/")
-    folder: str | None = Field(None, description="folder of HR images (instead of set)")
+    set: str | None = Field("train", min_length=1, description="named image set in calib_data/")
+    folder: str | None = Field(None, min_length=1, description="folder of HR images (instead of set)")
     patches: int = Field(64, ge=1, le=100_000)
     patch_size: int = Field(48, ge=8, le=1024, description="LR patch size")
     batch_size: int = Field(8, ge=1, le=1024)
@@ -104,20 +129,40 @@ class SparsitySection(_Section):
 
 class ExportSection(_Section):
     opset: int = Field(19, ge=13, le=23)
-    profiles: tuple[Literal["trt", "ort"], ...] = ("trt", "ort")
+    profiles: tuple[Literal["trt", "ort"], ...] = Field(("trt", "ort"), min_length=1)
+
+    @field_validator("profiles")
+    @classmethod
+    def _unique(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"lists a profile twice: {list(v)}")
+        return v
+
+
+Dim = Annotated[int, Field(ge=1, le=65536)]
 
 
 class TensorRTSection(_Section):
     enabled: bool = True
     required: bool = False
-    min_shape: tuple[int, int, int] = (1, 16, 16)  # (N, H, W) of the LR input
-    opt_shape: tuple[int, int, int] = (1, 256, 256)
-    max_shape: tuple[int, int, int] = (4, 720, 1280)
+    min_shape: tuple[Dim, Dim, Dim] = (1, 16, 16)  # (N, H, W) of the LR input
+    opt_shape: tuple[Dim, Dim, Dim] = (1, 256, 256)
+    max_shape: tuple[Dim, Dim, Dim] = (4, 720, 1280)
     workspace_mb: int = Field(4096, ge=64)
     sparse_weights: bool | None = None  # default: on when the plan has 2:4 masks
     hardware_compatibility: Literal["none", "ampere_plus", "same_compute_capability"] = "none"
     version_compatible: bool = False
     timing_cache_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TensorRTSection:
+        for i, dim in enumerate("NHW"):
+            if not self.min_shape[i] <= self.opt_shape[i] <= self.max_shape[i]:
+                raise ValueError(
+                    f"{dim}: min_shape {self.min_shape[i]} <= opt_shape {self.opt_shape[i]} <= "
+                    f"max_shape {self.max_shape[i]} does not hold"
+                )
+        return self
 
 
 class Thresholds(_Section):
@@ -128,18 +173,18 @@ class Thresholds(_Section):
 
 
 class ValidateSection(_Section):
-    dataset: str = "eval"
+    dataset: str = Field("eval", min_length=1)
     max_images: int | None = Field(None, ge=1)
     thresholds: Thresholds = Thresholds()
     tile: int | None = Field(None, ge=8, description="route tiles of this LR size to tiers")
     tile_overlap: int = Field(16, ge=0, le=256, description="LR context pixels around each tile")
-    threads: int = Field(2, ge=1)
+    threads: int = Field(2, ge=1, le=1024)
 
 
 class Recipe(_Section):
-    name: str
+    name: Annotated[str, AfterValidator(check_name)]
     description: str = ""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**63 - 1)
     model: ModelSection
     calib: CalibSection = CalibSection()
     quant: QuantSection = QuantSection()
@@ -148,7 +193,7 @@ class Recipe(_Section):
     tensorrt: TensorRTSection = TensorRTSection()
     validate_: ValidateSection = Field(ValidateSection(), alias="validate")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     @property
     def digest(self) -> str:
@@ -190,7 +235,8 @@ def recipe_from_dict(data: dict[str, Any], origin: str = "recipe") -> Recipe:
         return Recipe.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
         )
         raise RecipeError(f"{origin} is invalid: {problems}", "see recipes/README.md for every key") from None
 
@@ -198,9 +244,19 @@ def recipe_from_dict(data: dict[str, Any], origin: str = "recipe") -> Recipe:
 def load_recipe(path: str | os.PathLike[str], overrides: list[str] | None = None) -> Recipe:
     path = Path(path)
     if not path.is_file():
-        raise RecipeError(f"recipe not found: {path}", "pass an existing YAML file, e.g. recipes/int8_edsr_x4.yaml")
+        what = "is a folder, not a recipe file" if path.is_dir() else "not found"
+        raise RecipeError(f"recipe {path} {what}", "pass an existing YAML file, e.g. recipes/int8_edsr_x4.yaml")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(
+            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+            "save the recipe as UTF-8 YAML",
+        ) from None
+    except OSError as exc:
+        raise RecipeError(f"cannot read recipe {path}: {exc.strerror or exc}", "check the file's permissions") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}", "fix the YAML syntax") from exc
     if not isinstance(data, dict):

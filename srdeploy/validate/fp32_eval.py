@@ -36,15 +36,18 @@ def evaluate_fp32(model_source: str, dataset: str = "eval", max_images: int | No
 
 
 def eval_table(model_source: str, dataset: str = "eval", max_images: int | None = None) -> object:
+    from rich.markup import escape
     from rich.table import Table
 
     res = evaluate_fp32(model_source, dataset, max_images)
-    t = Table(title=f"{res['model']} ({res['arch']} x{res['scale']}) on {dataset}: Y channel, shave {res['scale']}")
+    t = Table(
+        title=escape(f"{res['model']} ({res['arch']} x{res['scale']}) on {dataset}: Y channel, shave {res['scale']}")
+    )
     for c in ("image", "HR size", "bicubic PSNR", "model PSNR", "gain", "bicubic SSIM", "model SSIM"):
         t.add_column(c, justify="right" if c != "image" else "left")
     for r in res["images"] + [dict(image="mean", size="", **res["mean"])]:
         t.add_row(
-            r["image"],
+            escape(r["image"]),
             r["size"],
             f"{r['bicubic_psnr_y']:.2f}",
             f"{r['psnr_y']:.2f}",
