@@ -20,6 +20,7 @@ import numpy as np
 
 from srdeploy.buildfolder import BuildFolder
 from srdeploy.errors import BuildFolderError, SrdeployError
+from srdeploy.interrupts import reraise_pending
 
 RUNTIMES = ("onnxruntime", "openvino")
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
@@ -51,6 +52,7 @@ def machine_info() -> dict[str, Any]:
         try:
             versions[module] = __import__(module).__version__
         except ImportError:
+            reraise_pending()
             versions[module] = None
     return dict(
         cpu=cpu,

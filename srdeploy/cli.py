@@ -1,4 +1,8 @@
-"""srdeploy command line. Thin: parse, load the recipe, call the library, print with rich."""
+"""srdeploy command line. Thin: parse, load the recipe, call the library, print with rich.
+
+Errors, signals and exit codes are handled in one place, srdeploy/entry.py. Anything printed with
+markup escapes the values it interpolates (paths and names can hold brackets).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from srdeploy import __version__
-from srdeploy.errors import SrdeployError
 
 app = typer.Typer(
     add_completion=False,
@@ -33,8 +37,12 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
     ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an error (for bug reports)")] = False,
 ) -> None:
     """srdeploy: calibrated low-bit QDQ ONNX for TensorRT and ONNX Runtime, validated."""
+    from srdeploy.entry import set_debug
+
+    set_debug(debug)
 
 
 @app.command()
@@ -44,16 +52,23 @@ def build(
     overrides: Annotated[list[str] | None, typer.Option("--set", help="override a recipe key: a.b=value")] = None,
     no_validate: Annotated[bool, typer.Option("--no-validate", help="skip validation")] = False,
 ) -> None:
-    """Calibrate, rewrite and validate: one build folder per recipe."""
-    from srdeploy.pipeline import build as run_build
-    from srdeploy.progress import RichProgress
+    """Calibrate, rewrite and validate: one build folder per recipe.
+
+    DIR is replaced only if it is empty or an srdeploy build; a build that fails validation is
+    written to DIR.failed/ and DIR keeps the previous build.
+    """
     from srdeploy.recipe import load_recipe
 
-    r = load_recipe(recipe, overrides or [])
+    r = load_recipe(recipe, overrides or [])  # before importing torch: recipe errors come back fast
+    from srdeploy.pipeline import build as run_build
+    from srdeploy.progress import RichProgress
+
     result = run_build(r, out_dir, progress=RichProgress(err), run_validation=not no_validate)
     _print_summary(result.report)
-    out.print(f"build folder: [bold]{result.out_dir}[/]")
+    out.print(f"build folder: [bold]{escape(str(result.out_dir))}[/]", soft_wrap=True)
     if result.report.get("verdict") == "fail":
+        kept = result.out_dir.with_name(result.out_dir.name.removesuffix(".failed"))
+        out.print(escape(f"the failing build did not replace {kept}; inspect it in {result.out_dir}"), soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -65,18 +80,23 @@ def validate(
     max_image_drop: Annotated[float | None, typer.Option("--max-image-psnr-drop", help="per image (dB)")] = None,
     min_psnr: Annotated[float | None, typer.Option("--min-psnr", help="min mean Y-PSNR vs HR (dB)")] = None,
     min_agreement: Annotated[float | None, typer.Option("--min-agreement", help="min sim-vs-deploy PSNR")] = None,
-    max_images: Annotated[int | None, typer.Option("--max-images")] = None,
-    tile: Annotated[int | None, typer.Option("--tile", help="route LR tiles of this size to tiers")] = None,
-    report_stem: Annotated[str, typer.Option("--report", help="report file stem in the build folder")] = "validate",
+    max_images: Annotated[int | None, typer.Option("--max-images", min=1, help="validate the first N images")] = None,
+    tile: Annotated[int | None, typer.Option("--tile", min=8, help="route LR tiles of this size to tiers")] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report", help="report folder (default BUILD.validate beside the build)")
+    ] = None,
 ) -> None:
-    """Re-validate a build folder against a dataset; non-zero exit when a threshold fails."""
+    """Re-validate a build folder against a dataset; non-zero exit when a threshold fails.
+
+    The build folder is only read; reports go to --report DIR (default BUILD.validate/).
+    """
     from srdeploy.validate.cli_support import validate_folder
 
     report, paths = validate_folder(
-        build_dir, dataset, max_drop, max_image_drop, min_psnr, min_agreement, max_images, tile, report_stem
+        build_dir, dataset, max_drop, max_image_drop, min_psnr, min_agreement, max_images, tile, report_dir
     )
     _print_summary(report)
-    out.print(f"reports: {', '.join(str(p) for p in paths.values())}")
+    out.print(escape(f"reports: {', '.join(str(p) for p in paths.values())}"), soft_wrap=True)
     if report["verdict"] == "fail":
         raise typer.Exit(1)
 
@@ -96,21 +116,30 @@ def inspect(
 @app.command()
 def upscale(
     inp: Annotated[Path, typer.Argument(metavar="IN", help="image file or folder of images")],
-    out_path: Annotated[Path, typer.Argument(metavar="OUT", help="output file, or output folder (created)")],
+    out_path: Annotated[
+        str, typer.Argument(metavar="OUT", help="image file (by extension), or folder (ends with / or exists)")
+    ],
     build_dir: Annotated[Path, typer.Option("--build", "-b", help="build folder written by srdeploy build")],
     tile: Annotated[int | None, typer.Option("--tile", min=8, help="LR tile size (default: automatic)")] = None,
     tier: Annotated[str, typer.Option("--tier", help="'auto' (route by image complexity) or a tier index")] = "auto",
     profile: Annotated[
         str | None, typer.Option("--profile", help="ort | trt | openvino (default: the backend's)")
     ] = None,
-    threads: Annotated[int | None, typer.Option("--threads", help="inference threads (default: all)")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="inference threads (default: all)")] = None,
     backend: Annotated[str, typer.Option("--backend", help="onnxruntime | openvino (CPU)")] = "onnxruntime",
+    max_megapixels: Annotated[
+        float | None, typer.Option("--max-megapixels", help="refuse larger inputs (megapixels; default 25)")
+    ] = None,
 ) -> None:
     """Upscale an image, or every image in a folder, with a build folder's model."""
     from srdeploy.progress import RichProgress
     from srdeploy.runtime.cli_upscale import upscale_paths
+    from srdeploy.runtime.upscaler import DEFAULT_MAX_MEGAPIXELS
 
-    summary = upscale_paths(inp, out_path, build_dir, tile, tier, profile, threads, RichProgress(err), backend=backend)
+    limit = DEFAULT_MAX_MEGAPIXELS if max_megapixels is None else max_megapixels
+    summary = upscale_paths(
+        inp, out_path, build_dir, tile, tier, profile, threads, RichProgress(err), max_megapixels=limit, backend=backend
+    )
     # File names can contain brackets, which rich would read as markup.
     out.print(summary.describe(), markup=False, highlight=False)
 
@@ -176,7 +205,7 @@ def lint_trt_cmd(
 def eval_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="bundled model name or checkpoint path")],
     dataset: Annotated[str, typer.Option("--dataset", "-d")] = "eval",
-    max_images: Annotated[int | None, typer.Option("--max-images")] = None,
+    max_images: Annotated[int | None, typer.Option("--max-images", min=1)] = None,
     arch: Annotated[str | None, typer.Option("--arch", help="as model.arch: detected when unset; spandrel")] = None,
     scale: Annotated[int | None, typer.Option("--scale", help="for multi-scale checkpoints")] = None,
 ) -> None:
@@ -192,7 +221,7 @@ def _print_summary(report: dict) -> None:
 
     if not report.get("summary"):
         return
-    t = Table(title=f"{report.get('recipe', {}).get('name', '')}: {report.get('dataset')}")
+    t = Table(title=escape(f"{report.get('recipe', {}).get('name', '')}: {report.get('dataset')}"))
     for col in ("execution", "Y-PSNR", "SSIM", "drop vs fp32", "sim agreement (min dB)", "tiers"):
         t.add_column(col)
     b = report.get("bicubic", {})
@@ -207,22 +236,17 @@ def _print_summary(report: dict) -> None:
             ", ".join(f"{k}:{v}" for k, v in s["tier_usage"].items()),
         )
     out.print(t)
-    verdict = report.get("verdict", "")
+    verdict = str(report.get("verdict", ""))
     color = "green" if verdict == "pass" else "red"
-    out.print(f"verdict: [bold {color}]{verdict.upper()}[/]")
+    out.print(f"verdict: [bold {color}]{escape(verdict.upper())}[/]")
     for f in report.get("failures", []):
         out.print(f"  [red]✗[/] {escape(f)}")
 
 
 def main() -> None:
-    try:
-        app()
-    except SrdeployError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
+    from srdeploy.entry import run
+
+    sys.exit(run(app))
 
 
 if __name__ == "__main__":

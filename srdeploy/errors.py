@@ -1,7 +1,8 @@
 """Errors srdeploy raises on purpose. Each message names the problem and the fix.
 
-The CLI prints ``str(error)`` on one line and exits with ``error.exit_code``; anything that is
-not an :class:`SrdeployError` is a bug and is shown with a traceback.
+The CLI prints ``str(error)`` on one line and exits with ``error.exit_code`` (srdeploy/entry.py).
+Anything else that escapes a command is a bug: the CLI prints one "internal error" line and exits
+3; ``srdeploy --debug`` shows the traceback for a bug report.
 """
 
 from __future__ import annotations
@@ -54,3 +55,8 @@ class ValidationFailed(SrdeployError):
     """Validation ran and a threshold failed. The message lists each failure."""
 
     exit_code = 1
+
+
+class OutputError(SrdeployError):
+    """An output path is unsafe to write: it holds files srdeploy did not write, is a file, lies
+    under a file, is not writable, or another srdeploy process is writing it."""

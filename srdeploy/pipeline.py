@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from srdeploy.buildfolder import BuildFolder, write_manifest
+from srdeploy.buildfolder import BuildFolder, publish_build, write_manifest
 from srdeploy.engines import build_engines
-from srdeploy.fsutil import atomic_folder
 from srdeploy.progress import Progress, SilentProgress
 from srdeploy.quant.plan import QuantPlan
 from srdeploy.recipe import Recipe
@@ -47,8 +46,8 @@ def build(
 ) -> BuildResult:
     progress = progress or SilentProgress()
     out = Path(out_dir) if out_dir else Path("builds") / recipe.name
-    with atomic_folder(out) as tmp:
-        folder = BuildFolder(tmp)
+    with publish_build(out, log=progress.log) as staging:  # policy: buildfolder.py docstring
+        folder = BuildFolder(staging.root)
         ctx = prepare(recipe, folder.fp32_onnx, progress)
         plan = initial_plan(ctx)
         for step in PLAN_STEPS:
@@ -56,8 +55,10 @@ def build(
         emit_and_package(ctx, plan, folder)
         report = validate_build(ctx, plan, folder) if run_validation else not_validated(ctx)
         seconds = {k: round(v, 2) for k, v in ctx.seconds.items()}
-        write_manifest(tmp, dict(recipe=recipe.name, recipe_digest=recipe.digest, seconds=seconds))
-    return BuildResult(out_dir=out, plan=plan, report=report, seconds=ctx.seconds)
+        write_manifest(folder.root, dict(recipe=recipe.name, recipe_digest=recipe.digest, seconds=seconds))
+        staging.verdict = report.get("verdict")
+    assert staging.published is not None
+    return BuildResult(out_dir=staging.published, plan=plan, report=report, seconds=ctx.seconds)
 
 
 def emit_and_package(ctx: BuildContext, plan: QuantPlan, folder: BuildFolder) -> None:

@@ -51,4 +51,4 @@ class RichProgress:
         self.console.print(f"[green]✓[/] {title} [dim]({time.perf_counter() - t0:.1f} s)[/]")
 
     def log(self, message: str) -> None:
-        self.console.print(message)
+        self.console.print(message, markup=False, highlight=False, soft_wrap=True)  # paths may hold brackets

@@ -44,7 +44,7 @@ from bench_common import save_json  # noqa: E402
 from srdeploy.backends.qdq_layout import diff, graph_facts, roles, summarize_diff  # noqa: E402
 from srdeploy.data.sets import load_pairs, lr_patches  # noqa: E402
 from srdeploy.passes.lint_trt import lint_trt  # noqa: E402
-from srdeploy.quant.plan import load_plan  # noqa: E402
+from srdeploy.quant.plan_io import load_plan  # noqa: E402
 from srdeploy.recipe import load_recipe  # noqa: E402
 from srdeploy.validate.metrics import psnr_y  # noqa: E402
 
@@ -76,7 +76,7 @@ def versions() -> dict[str, str]:
 def calibration_patches(build: Path, work: Path) -> tuple[Path, dict[str, Any]]:
     """The build's calibration patches (same recipe, same seed, same function as pipeline.build)."""
     recipe = load_recipe(build / "recipe.yaml")
-    scale = int(load_plan(build / "plan.json").model.get("scale") or 4)
+    scale = load_plan(build / "plan.json").model.scale
     source = recipe.calib.folder or recipe.calib.set or "train"
     patches = lr_patches(source, scale, recipe.calib.patch_size, recipe.calib.patches, recipe.seed)
     path = work / "calib_lr.npy"
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.local_accuracy:  # the same, with the ModelOpt venv's onnxruntime, to show how far it is off
         import onnxruntime
 
-        scale = int(load_plan(build / "plan.json").model.get("scale") or 4)
+        scale = load_plan(build / "plan.json").model.scale
         local = accuracy(graphs, fp32_path, args.dataset, scale, args.threads)
         result["accuracy_modelopt_venv"] = dict(local, onnxruntime=onnxruntime.__version__, dataset=args.dataset)
     save_json(args.out, result)

@@ -72,7 +72,7 @@ from srdeploy.backends.ort import OrtRunner
 from srdeploy.backends.tensorrt import TrtRunner, inspect_engine
 from srdeploy.backends.trt_config import file_sha256, read_engine_metadata
 from srdeploy.backends.trt_report import compare_engine_to_plan, summarize
-from srdeploy.quant.plan import load_plan
+from srdeploy.quant.plan_io import load_plan
 
 root = Path(sys.argv[1])
 plan = load_plan(root / "plan.json")

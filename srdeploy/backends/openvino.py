@@ -19,6 +19,7 @@ import numpy as np
 
 from srdeploy.backends.base import Capabilities
 from srdeploy.errors import BackendUnavailable, SrdeployError
+from srdeploy.interrupts import reraise_pending
 
 INSTALL_HINT = "pip install 'srdeploy[openvino]'"
 PRECISIONS = ("f32", "bf16", "f16")
@@ -29,6 +30,7 @@ def _import_openvino() -> Any:
     try:
         import openvino
     except ImportError as exc:
+        reraise_pending()
         raise BackendUnavailable(f"OpenVINO is not installed ({exc})", INSTALL_HINT) from exc
     return openvino
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from srdeploy.backends.base import Capabilities, RunnerBase
 from srdeploy.errors import BackendUnavailable
+from srdeploy.interrupts import reraise_pending
 
 INTEGER_CONV_OPS = ("QLinearConv", "ConvInteger", "NhwcQLinearConv")
 
@@ -22,6 +23,7 @@ def capabilities() -> Capabilities:
     try:
         import onnxruntime as ort
     except ImportError as exc:
+        reraise_pending()
         return Capabilities("onnxruntime", False, f"onnxruntime not importable: {exc}")
     return Capabilities("onnxruntime", True, f"providers: {', '.join(ort.get_available_providers())}", int8=True)
 

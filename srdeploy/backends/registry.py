@@ -13,6 +13,7 @@ from typing import Any
 
 from srdeploy.backends.base import Capabilities, Runner
 from srdeploy.errors import BackendUnavailable
+from srdeploy.interrupts import reraise_pending
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ def capabilities(name: str) -> Capabilities:
     try:
         module = importlib.import_module(spec.module)
     except ImportError as exc:
+        reraise_pending()
         return Capabilities(name, False, f"{spec.module} cannot be imported ({exc}); {spec.install}")
     return module.capabilities()
 

@@ -44,6 +44,7 @@ from srdeploy.backends.trt_loaders import captured_log, create_config, errors_in
 from srdeploy.backends.trt_report import layers_from_engine_json, parse_sparsity_log
 from srdeploy.errors import BackendUnavailable
 from srdeploy.fsutil import atomic_write_bytes, atomic_write_text
+from srdeploy.interrupts import reraise_pending
 
 INSTALL_HINT = "install srdeploy[tensorrt] (TensorRT 10 or 11) on a machine with an NVIDIA GPU and its driver"
 
@@ -75,6 +76,7 @@ def import_tensorrt() -> Any:
     try:
         import tensorrt as trt
     except (ImportError, OSError) as exc:  # OSError: bindings present, libnvinfer missing
+        reraise_pending()
         raise BackendUnavailable(f"the tensorrt module is not importable ({str(exc)[:160]})", INSTALL_HINT) from exc
     return trt
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,17 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"image not found: {path}", "check the path")
     try:
-        with Image.open(path) as img:
-            img.load()
-            return pil_to_array(img, str(path))
+        with warnings.catch_warnings():
+            # Above MAX_IMAGE_PIXELS Pillow only warns (and raises at twice that): refuse both,
+            # calibration and validation never need an image that large.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                return pil_to_array(img, str(path))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(
+            f"image {path} is too large to read safely ({exc})", "downscale it, or remove it from the folder"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot read image {path}: {exc}", "the file is truncated, corrupt, or not an image") from exc
 

@@ -72,19 +72,30 @@ class SRPair:
 
 
 @lru_cache(maxsize=64)
-def _read_cached(path: str) -> np.ndarray:
+def _read_cached(path: str, mtime_ns: int, size: int) -> np.ndarray:
+    """Keyed by the file's identity, so an edited or replaced file is read again."""
     img = read_image(path)
     img.setflags(write=False)
     return img
 
 
+def _read(path: Path) -> np.ndarray:
+    try:
+        st = path.stat()
+    except OSError:
+        return read_image(path)  # raises the DataError that names the problem
+    return _read_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
 def load_pairs(name_or_folder: str | os.PathLike[str], scale: int, max_images: int | None = None) -> list[SRPair]:
+    if max_images is not None and max_images < 1:
+        raise DataError(f"max_images={max_images} must be >= 1", "omit it to use every image")
     files = resolve_images(name_or_folder)
     if max_images:
         files = files[:max_images]
     pairs = []
     for f in files:
-        hr = crop_to_multiple(_read_cached(str(f)), scale)
+        hr = crop_to_multiple(_read(f), scale)
         if min(hr.shape[:2]) < 2 * scale:
             raise DataError(f"image {f} is too small ({hr.shape[1]}x{hr.shape[0]}) for x{scale}", "remove it")
         pairs.append(SRPair(name=f.stem, hr=hr, lr=bicubic_downscale(hr, scale)))

@@ -47,7 +47,10 @@ def load_deploy_model(folder: Path) -> SRModel:
     meta_path, weights = folder / "model.json", folder / "model.safetensors"
     if not meta_path.is_file() or not weights.is_file():
         raise BuildFolderError(f"{folder} lacks model.json / model.safetensors", "rebuild the folder")
-    meta = json.loads(meta_path.read_text())
+    from srdeploy.metadata import check_model_doc, read_json
+
+    meta = read_json(meta_path, BuildFolderError, "model metadata")
+    check_model_doc(meta, meta_path)
     if str(meta["arch"]).startswith("spandrel:"):
         raise BuildFolderError(
             "re-validating a spandrel model from its build folder is not supported",
@@ -55,13 +58,19 @@ def load_deploy_model(folder: Path) -> SRModel:
         )
     from srdeploy.models.registry import get_architecture
 
-    module = get_architecture(meta["arch"]).build(**meta["hparams"])
-    # Folding on the fresh module gives the deploy-form structure; the saved weights then fit it.
-    module.fuse_for_deploy()
+    try:
+        module = get_architecture(meta["arch"]).build(**meta["hparams"])
+        # Folding on the fresh module gives the deploy-form structure; the saved weights then fit it.
+        module.fuse_for_deploy()
+    except (TypeError, ValueError, RuntimeError, KeyError, AttributeError) as exc:
+        raise BuildFolderError(
+            f"{meta_path} describes no buildable {meta['arch']} model ({type(exc).__name__}: {exc})",
+            "rebuild the folder",
+        ) from None
     sd = load_state_dict(weights)
     try:
         module.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError) as exc:
         raise BuildFolderError(
             f"{weights} does not fit the recorded architecture: {exc}", "rebuild the folder"
         ) from exc

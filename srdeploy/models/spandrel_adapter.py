@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from srdeploy.errors import ModelError
+from srdeploy.interrupts import reraise_pending
 from srdeploy.models.base import SRModel
 from srdeploy.models.loading import check_finite, load_state_dict
 
@@ -17,6 +18,7 @@ def load_with_spandrel(path: Path, name: str = "") -> SRModel:
     try:
         import spandrel
     except Exception as exc:  # ImportError, or torchvision's operator registration failing
+        reraise_pending()
         raise ModelError(
             f"model.arch: spandrel needs the spandrel package, which failed to import ({type(exc).__name__}: {exc})",
             "pip install 'srdeploy[zoo]' together with a matching torch+torchvision pair (see README)",

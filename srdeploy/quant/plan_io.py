@@ -170,9 +170,23 @@ def check_plan(plan: QuantPlan) -> None:
 
     if plan.model.scale < 1:
         raise PlanError(f"plan: model scale {plan.model.scale} is not >= 1", "rebuild the folder")
-    unknown = sorted(set(plan.emission) - set(PROFILES))
+    profiles = set(plan.emission) | {p for t in plan.tiers for p in t.activations}
+    unknown = sorted(profiles - set(PROFILES))
     if unknown:
         raise PlanError(f"plan: unknown profile(s) {unknown}", f"known profiles: {', '.join(PROFILES)}")
+    layers = {x.weight: x for x in plan.layers}
+    for name in sorted((set(plan.weights) | set(plan.masks)) - set(layers)):
+        raise PlanError(f"plan: {name} names no layer of the plan", "rebuild the folder")
+    for name, spec in plan.weights.items():
+        if spec.axis is not None and spec.scale.size != layers[name].out_channels:
+            raise PlanError(
+                f"plan: weight {name} has {spec.scale.size} scale(s), expected {layers[name].out_channels}",
+                "rebuild the folder",
+            )
+    for name, mask in plan.masks.items():
+        fitted = [a for a in (mask.weight, mask.bias) if a is not None]
+        if mask.n > mask.m or any(not np.all(np.isfinite(a)) for a in fitted):
+            raise PlanError(f"plan: mask of {name} is not a valid N:M mask with finite weights", "rebuild the folder")
     specs = [(f"weight {k}", s) for k, s in plan.weights.items()]
     specs += [
         (f"tier {t.index} {p} {s}", spec) for t in plan.tiers for p, m in t.activations.items() for s, spec in m.items()
@@ -193,9 +207,13 @@ def _check_spec(where: str, spec: QuantSpec) -> None:
     if not 2 <= spec.bits <= 8:
         raise PlanError(f"plan: {where} has {spec.bits} bits (allowed: 2 to 8)", "rebuild the folder")
     if not np.all(np.isfinite(spec.scale)) or np.any(spec.scale <= 0):
-        raise PlanError(f"plan: {where} has a scale that is not finite and > 0", "rebuild the folder")
+        raise PlanError(f"plan: {where}: scales must be finite and > 0", "rebuild the folder")
+    if spec.zero_point.shape != spec.scale.shape:
+        raise PlanError(
+            f"plan: {where} has {spec.zero_point.size} zero point(s) for {spec.scale.size} scales", "rebuild"
+        )
     if np.any(spec.zero_point < spec.qmin) or np.any(spec.zero_point > spec.qmax):
-        raise PlanError(f"plan: {where} has a zero point outside its grid", "rebuild the folder")
+        raise PlanError(f"plan: {where}: zero points do not fit the {spec.bits}-bit grid", "rebuild the folder")
 
 
 def save_plan(plan: QuantPlan, path: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -221,13 +239,44 @@ def load_plan(path: str | os.PathLike[str]) -> QuantPlan:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(doc, dict):
             raise ValueError("the top level is not an object")
-        with np.load(path.with_name(str(doc.get("arrays", path.with_suffix(".npz").name)))) as z:
+        arrays_name = str(doc.get("arrays", path.with_suffix(".npz").name))
+        if Path(arrays_name).name != arrays_name:
+            raise PlanError(f"plan: arrays file {arrays_name!r} is not beside it", "rebuild the folder")
+        with np.load(path.with_name(arrays_name), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         return plan_from_json(doc, arrays)
-    except PlanError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+    except PlanError as exc:
+        raise PlanError(exc.problem.replace("plan:", f"{path}:", 1), exc.hint) from None
+    except OSError as exc:
         raise PlanError(
             f"cannot read plan {path}: {type(exc).__name__}: {str(exc)[:200]}",
-            "the plan.json / plan.npz pair is incomplete, corrupt or of another srdeploy version; rebuild it",
-        ) from exc
+            "the plan.json / plan.npz pair is incomplete; rebuild it",
+        ) from None
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        what = f"missing key {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {str(exc)[:200]}"
+        raise PlanError(
+            f"{path} does not describe a plan ({what})",
+            "the plan.json / plan.npz pair is corrupt or of another srdeploy version; rebuild it",
+        ) from None
+
+
+def check_plan_fits(plan: QuantPlan, module: Any, origin: Path) -> None:
+    """Every conv the plan names is a parameter of the (as trained) model, with the shape it records; masks
+    fit the convs they mask once the plan's channel surgery is applied."""
+    from srdeploy.errors import BuildFolderError
+    from srdeploy.quant.apply import apply_plan
+
+    deployed = apply_plan(module, plan, masks=False, equalization=False)
+    params = {k: tuple(v.shape) for k, v in deployed.state_dict().items()}
+    for x in plan.layers:
+        shape = params.get(x.weight)
+        if shape is None:
+            raise BuildFolderError(f"{origin}: plan layer {x.weight} is not in the model", "rebuild the folder")
+        if shape[0] != x.out_channels:
+            raise BuildFolderError(
+                f"{origin}: plan layer {x.weight} has {x.out_channels} output channels, the model {shape[0]}",
+                "rebuild the folder",
+            )
+    for name, mask in plan.masks.items():
+        if tuple(mask.keep.shape) != params.get(name):
+            raise BuildFolderError(f"{origin}: mask of {name} does not match the weight's shape", "rebuild the folder")

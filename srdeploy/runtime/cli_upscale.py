@@ -1,16 +1,21 @@
 """``srdeploy upscale IN OUT --build DIR``: image files or a folder through an Upscaler.
 
-Every input is opened and checked before the model loads or anything is written, so a bad file
-in a folder fails the run up front, naming the file. Outputs are written atomically (a reader never
-sees a partial image) in the input's format and mode; 16-bit grayscale PNGs stay 16-bit. Pillow
-decodes 16-bit *colour* PNGs to 8 bits; those are written at 8 bits and listed in the summary notes.
+Every output location and every input is checked before the model loads or anything is written,
+so a bad file in a folder or an unwritable output fails the run up front, naming the path. Outputs
+are written atomically (a reader never sees a partial image) in the input's format and mode;
+16-bit grayscale PNGs stay 16-bit. Pillow decodes 16-bit *colour* PNGs to 8 bits; those are
+written at 8 bits and listed in the summary notes.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import time
+import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,8 @@ _TO_RGB = {"1", "P", "CMYK", "YCbCr", "LAB", "HSV"}
 _TO_RGBA = {"LA", "PA", "La", "RGBa", "RGBX"}
 _NO_ALPHA_SUFFIXES = {".jpg", ".jpeg", ".bmp"}
 _MAX_LISTED = 5
+_FORMAT_HINT = "use an output format that can store it, e.g. .png"
+_MAX_WRITTEN = 20  # more outputs than this (all in one folder) are summarised as the folder
 
 
 @dataclass
@@ -52,23 +59,60 @@ class UpscaleSummary:
             f"{self.images} image(s), {self.input_megapixels:.2f} MP in {self.seconds:.1f} s "
             f"({mps:.3f} MP/s); {self.tiles} tile(s) ({usage}){fab}"
         ]
+        folders = sorted({str(p.parent) for p in self.outputs})
+        if len(self.outputs) > _MAX_WRITTEN and len(folders) == 1:
+            lines.append(f"wrote {self.images} image(s) into {folders[0]}/ (same file names as the inputs)")
+        else:
+            lines += [f"wrote {p}" for p in self.outputs]
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
 
-def _plan_outputs(inp: Path, out: Path) -> list[tuple[Path, Path]]:
+def _names_folder(out: str | os.PathLike[str]) -> bool:
+    text = os.fspath(out)
+    return text.endswith(("/", os.sep)) or Path(text).is_dir()
+
+
+def _plan_outputs(inp: Path, out_arg: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
+    """(input, output) pairs. OUT is a file when it has an image extension, a folder when it ends
+    with / or is one; a folder of inputs also accepts a new path without an extension as a folder."""
+    out = Path(out_arg)
     if inp.is_dir():
         files = list_images(inp)
         if out.exists() and not out.is_dir():
             raise DataError(f"{out} is a file but {inp} is a folder", "pass an output folder")
+        if not _names_folder(out_arg) and out.suffix.lower() in IMAGE_SUFFIXES:
+            raise DataError(
+                f"{out} names an image file but {inp} is a folder", f"pass an output folder, e.g. {out.stem}/"
+            )
         if out.resolve() == inp.resolve():
             raise DataError(f"output folder {out} is the input folder", "pass a different output folder")
         return [(f, out / f.name) for f in files]
     if not inp.is_file():
         raise DataError(f"input not found: {inp}", "pass an image file or a folder of images")
-    dest = out / inp.name if out.is_dir() or out.suffix.lower() not in IMAGE_SUFFIXES else out
+    if _names_folder(out_arg):
+        dest = out / inp.name
+    elif out.suffix.lower() in IMAGE_SUFFIXES:
+        dest = out
+    else:
+        raise DataError(
+            f"output {os.fspath(out_arg)} has no image extension ({', '.join(IMAGE_SUFFIXES)}) and is not a folder",
+            "name an image file (e.g. out.png), or end the path with / to write into a folder",
+        )
     if dest.resolve() == inp.resolve():
         raise DataError(f"output {dest} would overwrite the input", "pass a different output path")
     return [(inp, dest)]
+
+
+def _unwritable(dest: Path) -> str | None:
+    """Why ``dest`` cannot be written (checked for every output before any inference), or None."""
+    if os.path.lexists(dest) and not dest.is_file():
+        return f"{dest} exists and is not a file"
+    existing = next(p for p in (dest.parent, *dest.parent.parents) if os.path.lexists(p))
+    if not existing.is_dir():
+        return f"{dest}: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{dest}: {existing} is not writable"
+    return None
 
 
 def _check(src: Path, dest: Path, max_megapixels: float | None) -> str | None:
@@ -76,16 +120,20 @@ def _check(src: Path, dest: Path, max_megapixels: float | None) -> str | None:
     from PIL import Image
 
     try:
-        with Image.open(src) as img:
-            size, mode = img.size, img.mode
-            alpha = mode in _TO_RGBA or mode == "RGBA" or (mode == "P" and "transparency" in img.info)
-            img.verify()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size check below decides
+            with Image.open(src) as img:
+                size, mode = img.size, img.mode
+                alpha = mode in _TO_RGBA or mode == "RGBA" or (mode == "P" and "transparency" in img.info)
+                img.verify()
+    except Image.DecompressionBombError:
+        return f"{src}: above the {max_megapixels:g} MP input limit (raise it with --max-megapixels)"
     except Exception as exc:  # Pillow raises many types for damaged files
         return f"{src}: cannot read ({type(exc).__name__}: {exc})"
     if size[0] * size[1] == 0:
         return f"{src}: zero size {size[0]}x{size[1]}"
     if max_megapixels is not None and size[0] * size[1] > max_megapixels * 1e6:
-        return f"{src}: {size[0]}x{size[1]} is above max {max_megapixels:g} MP"
+        return f"{src}: {size[0]}x{size[1]} is above the {max_megapixels:g} MP input limit (--max-megapixels)"
     if dest.suffix.lower() in _NO_ALPHA_SUFFIXES and alpha:
         return f"{src}: has transparency, which {dest.suffix} cannot store (write .png)"
     return None
@@ -124,10 +172,14 @@ def _save(img: Any, dest: Path, info: dict[str, Any]) -> None:
     try:
         with atomic_file(dest) as tmp:
             img.save(tmp, **params)
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(
-            f"cannot write {dest} ({img.mode}): {exc}", "pick an output format that can store it, e.g. .png"
-        ) from exc
+    except OSError as exc:
+        if exc.errno is not None:  # the file system, not the format (Pillow's own errors carry no errno)
+            raise DataError(
+                f"cannot write {dest}: {exc.strerror}", "check the output folder's permissions and free space"
+            ) from None
+        raise DataError(f"cannot write {dest} ({img.mode}): {exc}", _FORMAT_HINT) from exc
+    except (ValueError, KeyError) as exc:
+        raise DataError(f"cannot write {dest} ({img.mode}): {exc}", _FORMAT_HINT) from exc
 
 
 def _tile_progress(advance: Callable[[float], None], image_index: int) -> Callable[[int, int], None]:
@@ -135,9 +187,44 @@ def _tile_progress(advance: Callable[[float], None], image_index: int) -> Callab
     return lambda done, total: advance(image_index + done / total)
 
 
+def _listed(problems: list[str]) -> str:
+    more = f"; and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
+    return "; ".join(problems[:_MAX_LISTED]) + more
+
+
+def _checked_pairs(inp: Path, out: str | os.PathLike[str], max_megapixels: float | None) -> list[tuple[Path, Path]]:
+    """Plan the outputs and check every output location and input before anything runs."""
+    pairs = _plan_outputs(inp, out)
+    unwritable = sorted({p for p in (_unwritable(d) for _, d in pairs) if p})
+    if unwritable:
+        raise DataError(
+            f"cannot write the output: {_listed(unwritable)}", "pass a writable output path; nothing was written"
+        )
+    problems = [p for p in (_check(s, d, max_megapixels) for s, d in pairs) if p]
+    if problems:
+        raise DataError(
+            f"{len(problems)} of {len(pairs)} input image(s) unusable: {_listed(problems)}",
+            "fix or remove those files; nothing was written",
+        )
+    return pairs
+
+
+@contextmanager
+def _pillow_limit(max_megapixels: float | None) -> Iterator[None]:
+    """Let Pillow open what --max-megapixels allows (its own bomb guard stops at 89 MP)."""
+    from PIL import Image
+
+    before = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None if max_megapixels is None else max(before or 0, int(max_megapixels * 1e6))
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
+
+
 def upscale_paths(
     inp: Path,
-    out: Path,
+    out: str | os.PathLike[str],
     build: Path,
     tile: int | None = None,
     tier: str = "auto",
@@ -151,27 +238,25 @@ def upscale_paths(
 ) -> UpscaleSummary:
     """Upscale one image file or every image in a folder with the model of build folder ``build``.
 
-    ``out``: for a folder, the output folder (created); for a file, the output file, or a folder to
-    write it into (an existing folder, or a path without an image suffix). Raises DataError before
-    writing anything if any input is unreadable; BuildFolderError if ``build`` is unusable.
+    ``out``: for a folder of inputs, the output folder (created). For one file: the output file
+    when it has an image extension, a folder to write into when it ends with / or is one; anything
+    else is an error. Raises DataError before writing anything if an output cannot be written or
+    an input is unreadable or above ``max_megapixels``; BuildFolderError if ``build`` is unusable.
     """
-    inp, out, build = Path(inp), Path(out), Path(build)
-    pairs = _plan_outputs(inp, out)
-    problems = [p for p in (_check(s, d, max_megapixels) for s, d in pairs) if p]
-    if problems:
-        listed = "; ".join(problems[:_MAX_LISTED]) + (
-            f"; and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
+    inp, build = Path(inp), Path(build)
+    if max_megapixels is not None and not (math.isfinite(max_megapixels) and max_megapixels > 0):
+        raise DataError(f"--max-megapixels {max_megapixels} must be a number > 0", "e.g. --max-megapixels 50")
+    with _pillow_limit(max_megapixels):
+        pairs = _checked_pairs(inp, out, max_megapixels)
+        up = Upscaler.from_build(
+            build, profile, providers, threads, tile, overlap, tier=tier, max_megapixels=max_megapixels, backend=backend
         )
-        raise DataError(
-            f"{len(problems)} of {len(pairs)} input image(s) unusable: {listed}",
-            "fix or remove those files; nothing was written",
-        )
-    up = Upscaler.from_build(
-        build, profile, providers, threads, tile, overlap, tier=tier, max_megapixels=max_megapixels, backend=backend
-    )
-    if progress is True:
-        progress = RichProgress()
-    bar: Progress = progress if progress else SilentProgress()
+        if progress is True:
+            progress = RichProgress()
+        return _run(up, pairs, progress if progress else SilentProgress())
+
+
+def _run(up: Upscaler, pairs: list[tuple[Path, Path]], bar: Progress) -> UpscaleSummary:
     summary = UpscaleSummary(notes=list(up.notes))
     usage: Counter[int] = Counter()
     fab_sum = 0.0

@@ -19,6 +19,7 @@ import numpy as np
 from srdeploy.backends.ort import OrtRunner
 from srdeploy.buildfolder import BuildFolder, sha256_file
 from srdeploy.errors import BackendUnavailable, BuildFolderError
+from srdeploy.metadata import check_tiers_doc, read_json
 from srdeploy.profiles import PROFILES, get_profile
 
 BACKENDS = ("onnxruntime", "openvino")  # what the app runtime can run (TensorRT: through ORT's provider)
@@ -68,29 +69,31 @@ def _from_build(root: Path, profile: str) -> ModelSet:
     checksums = manifest.get("files", {})
     if not folder.tiers_json.is_file():
         raise BuildFolderError(f"{root} has no tiers.json", "rebuild the folder with this srdeploy version")
+    _check_sum(folder.tiers_json, root, checksums)
     return _from_tiers_json(folder.tiers_json, profile, checksums)
 
 
+def _check_sum(path: Path, root: Path, checksums: dict[str, str]) -> None:
+    rel = Path(os.path.relpath(path, root)).as_posix()
+    if rel not in checksums:
+        raise BuildFolderError(f"{root}: {rel} is not listed in the manifest", "rebuild the folder")
+    if sha256_file(path) != checksums[rel]:
+        raise BuildFolderError(f"{root}: {rel} was modified after the build", "rebuild the folder")
+
+
 def _from_tiers_json(path: Path, profile: str, checksums: dict[str, str] | None) -> ModelSet:
-    try:
-        doc = json.loads(path.read_text())
-        scale = int(doc["scale"])
-        tiers = {}
-        for t in doc["tiers"]:
-            rel = t["files"].get(profile)
-            if rel is None:
-                raise BuildFolderError(
-                    f"{path}: tier {t['index']} has no '{profile}' model",
-                    f"use the profile that was built ({', '.join(t['files'])}) or add it to export.profiles",
-                )
-            fab = None if t.get("fab") is None else float(t["fab"])
-            tiers[int(t["index"])] = TierModel(int(t["index"]), str(t["name"]), fab, path.parent / rel)
-        default_tier = int(doc.get("default_tier", min(tiers)))
-        selector = doc.get("selector")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise BuildFolderError(f"{path} is malformed ({type(exc).__name__}: {exc})", "rebuild the folder") from exc
-    if not tiers or default_tier not in tiers:
-        raise BuildFolderError(f"{path} lists no usable tiers (default {default_tier})", "rebuild the folder")
+    doc = check_tiers_doc(read_json(path, BuildFolderError, "tiers file"), path)
+    tiers = {}
+    for t in doc.tiers:
+        rel = t.files.get(profile)
+        if rel is None:
+            raise BuildFolderError(
+                f"{path}: tier {t.index} has no '{profile}' model",
+                f"use the profile that was built ({', '.join(t.files)}) or add it to export.profiles",
+            )
+        tiers[t.index] = TierModel(t.index, t.name, t.fab, path.parent / rel)
+    default_tier = min(tiers) if doc.default_tier is None else doc.default_tier
+    selector = None if doc.selector is None else doc.selector.model_dump()
     for t in tiers.values():
         rel = os.path.relpath(t.path, path.parent)
         if not t.path.is_file():
@@ -98,9 +101,9 @@ def _from_tiers_json(path: Path, profile: str, checksums: dict[str, str] | None)
                 f"{path.parent}: {rel} is missing",
                 f"this build may not include the '{profile}' profile; rebuild, or pick another --profile",
             )
-        if checksums is not None and rel in checksums and sha256_file(t.path) != checksums[rel]:
-            raise BuildFolderError(f"{path.parent}: {rel} was modified after the build", "rebuild the folder")
-    return ModelSet(tiers, default_tier, selector, scale, path)
+        if checksums is not None:
+            _check_sum(t.path, path.parent, checksums)
+    return ModelSet(tiers, default_tier, selector, doc.scale, path)
 
 
 def native_profile(backend: str) -> str:

@@ -101,6 +101,38 @@ def solve_budget(
     return pick
 
 
+def _masks_for(
+    model: SRModel, eligible: Sequence[LayerInfo], options: dict[str, list[Pattern]], pick: list[int]
+) -> tuple[dict[str, NMMask], dict[str, Pattern]]:
+    params = dict(model.module.named_parameters())
+    masks: dict[str, NMMask] = {}
+    chosen: dict[str, Pattern] = {}
+    for x, j in zip(eligible, pick, strict=True):
+        n, m = options[x.weight][j]
+        chosen[x.weight] = (n, m)
+        if (n, m) != DENSE:
+            keep = nm_mask(params[x.weight].detach().float().cpu().numpy(), n, m)
+            masks[x.weight] = NMMask(n=n, m=m, keep=keep)
+    return masks, chosen
+
+
+def _rows(
+    layers: Sequence[LayerInfo],
+    masks: dict[str, NMMask],
+    skipped: dict[str, str],
+    sens: dict[str, dict[Pattern, float]],
+    chosen: dict[str, Pattern],
+) -> list[dict[str, Any]]:
+    rows = []
+    for x in layers:
+        row = layer_row(x, masks.get(x.weight), skipped.get(x.weight, ""))
+        if x.weight in sens:
+            row["sensitivity"] = sens[x.weight][chosen[x.weight]]
+            row["sensitivities"] = {("dense" if q == DENSE else f"{q[0]}:{q[1]}"): v for q, v in sens[x.weight].items()}
+        rows.append(row)
+    return rows
+
+
 def choose(
     model: SRModel,
     layers: Sequence[LayerInfo],
@@ -133,25 +165,10 @@ def choose(
     pick = solve_budget(costs, values, capacity, resolution)
     if pick is None:  # excluded above; kept as a guard
         raise PlanError("no per-layer selection fits sparsity.mac_budget", "raise mac_budget")
-    params = dict(model.module.named_parameters())
-    masks: dict[str, NMMask] = {}
-    chosen: dict[str, Pattern] = {}
-    for x, j in zip(eligible, pick, strict=True):
-        n, m = options[x.weight][j]
-        chosen[x.weight] = (n, m)
-        if (n, m) != DENSE:
-            keep = nm_mask(params[x.weight].detach().float().cpu().numpy(), n, m)
-            masks[x.weight] = NMMask(n=n, m=m, keep=keep)
+    masks, chosen = _masks_for(model, eligible, options, pick)
     combined = mse(run(with_masks(model.module, masks), calib, SENSITIVITY_BATCH), dense_out)
     achieved = fixed + sum(costs[i][j] for i, j in enumerate(pick))
-    rows = []
-    for x in layers:
-        row = layer_row(x, masks.get(x.weight), skipped.get(x.weight, ""))
-        if x.weight in sens:
-            p = chosen[x.weight]
-            row["sensitivity"] = sens[x.weight][p]
-            row["sensitivities"] = {("dense" if q == DENSE else f"{q[0]}:{q[1]}"): v for q, v in sens[x.weight].items()}
-        rows.append(row)
+    rows = _rows(layers, masks, skipped, sens, chosen)
     predicted = float(sum(values[i][j] for i, j in enumerate(pick)))
     report = dict(
         policy="sls",

@@ -1,17 +1,62 @@
-"""`srdeploy validate BUILD`: re-run validation of a build folder with CLI thresholds."""
+"""`srdeploy validate BUILD`: re-run validation of a build folder with CLI thresholds.
+
+The build folder is only read (its checksums stay valid, a CI cache of it stays clean). Reports go
+to a report folder, by default ``BUILD.validate/`` beside the build, published like a build: staged
+under a temporary name, swapped in whole, and only over an absent or empty folder or an earlier
+report folder (manifest kind ``validate-report``).
+"""
 
 from __future__ import annotations
 
+import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from srdeploy.buildfolder import BuildFolder
+from srdeploy.buildfolder import BuildFolder, check_replaceable, failed_path, write_manifest
 from srdeploy.data.sets import load_pairs
-from srdeploy.errors import BuildFolderError
+from srdeploy.errors import BuildFolderError, DataError
+from srdeploy.fsutil import atomic_folder
 from srdeploy.models.deploy_form import load_deploy_model
-from srdeploy.quant.plan_io import load_plan
-from srdeploy.recipe import load_recipe
+from srdeploy.quant.plan_io import check_plan_fits, load_plan
+from srdeploy.recipe import Thresholds, load_recipe
 from srdeploy.validate.run import file_sizes, validate, write_reports
+
+REPORT_SUFFIX = ".validate"
+REPORT_STEM = "validate"
+IMAGES = "images"
+
+
+def default_report_dir(build_dir: Path) -> Path:
+    """``BUILD.validate`` beside the build (as the user wrote the path, unless it ends in . or ..)."""
+    root = Path(build_dir)
+    if root.name in ("", ".", ".."):
+        root = Path(os.path.abspath(root))
+    return root.with_name(root.name + REPORT_SUFFIX)
+
+
+def _open_build(build_dir: Path) -> tuple[BuildFolder, dict[str, Any]]:
+    folder = BuildFolder(Path(build_dir))
+    if not folder.root.is_dir():
+        failed = failed_path(Path(os.path.abspath(build_dir)))
+        hint = f"its last build failed validation and is in {failed}" if failed.is_dir() else "run srdeploy build first"
+        raise BuildFolderError(f"build folder not found: {folder.root}", hint)
+    return folder, folder.verify()
+
+
+def _load_checked(folder: BuildFolder) -> tuple[Any, Any, Any]:
+    """Recipe, deployed model and plan of a verified folder, checked against each other."""
+    recipe = load_recipe(folder.recipe)
+    model = load_deploy_model(folder.root)
+    plan = load_plan(folder.plan)
+    check_plan_fits(plan, model.module, folder.root)
+    if plan.model.scale != model.scale:
+        raise BuildFolderError(f"{folder.root}: plan.json and model.json disagree on the scale", "rebuild the folder")
+    return recipe, model, plan
+
+
+def _thresholds(recipe: Any, cli: dict[str, float | None]) -> Thresholds:
+    return recipe.validate_.thresholds.model_copy(update={k: v for k, v in cli.items() if v is not None})
 
 
 def validate_folder(
@@ -23,45 +68,53 @@ def validate_folder(
     min_agreement: float | None = None,
     max_images: int | None = None,
     tile: int | None = None,
-    report_stem: str = "validate",
+    report_dir: Path | None = None,
     progress: Any | None = None,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
-    folder = BuildFolder(Path(build_dir))
-    if not folder.root.is_dir():
-        raise BuildFolderError(f"build folder not found: {folder.root}", "run srdeploy build first")
-    manifest = folder.verify()
-    recipe = load_recipe(folder.recipe)
-    model = load_deploy_model(folder.root)
-    plan = load_plan(folder.plan)
+    """Validate ``build_dir`` (read only); write reports into ``report_dir`` (default BUILD.validate)."""
+    if max_images is not None and max_images < 1:
+        raise DataError(f"--max-images {max_images} must be >= 1", "omit it to validate every image")
+    folder, manifest = _open_build(build_dir)
+    report_dir = Path(report_dir) if report_dir is not None else default_report_dir(folder.root)
+    check = partial(check_replaceable, kind="validate-report")
+    absolute, root = Path(os.path.abspath(report_dir)), Path(os.path.abspath(folder.root))
+    if absolute == root or root in absolute.parents:
+        raise BuildFolderError(
+            f"report folder {report_dir} is the build folder or inside it", "pass a --report folder outside the build"
+        )
+    check(absolute)  # refuse before the slow part
+    recipe, model, plan = _load_checked(folder)
     cli = dict(
         max_psnr_drop_db=max_drop,
         max_image_psnr_drop_db=max_image_drop,
         min_psnr_db=min_psnr,
         min_agreement_db=min_agreement,
     )
-    thresholds = recipe.validate_.thresholds.model_copy(update={k: v for k, v in cli.items() if v is not None})
     dataset = dataset or recipe.validate_.dataset
     pairs = load_pairs(dataset, model.scale, max_images or recipe.validate_.max_images)
     header = dict(
         recipe=dict(name=recipe.name, digest=recipe.digest),
         model=dict(name=model.name, arch=model.arch, scale=model.scale),
         dataset=dataset,
-        build=dict(srdeploy_version=manifest.get("srdeploy_version")),
+        build=dict(path=str(folder.root), srdeploy_version=manifest.get("srdeploy_version")),
     )
-    report, _ = validate(
-        folder,
-        model,
-        plan,
-        pairs,
-        thresholds,
-        header,
-        tile=tile or recipe.validate_.tile,
-        threads=recipe.validate_.threads,
-        overlap=recipe.validate_.tile_overlap,
-        visuals=f"{report_stem}_images",
-        extra_sections={"artifacts": file_sizes(folder.root)},
-        progress=progress,
-    )
-    # Reports are written beside the build's own, without touching the build's manifest.
-    paths = write_reports(folder.root, report, stem=report_stem)
-    return report, paths
+    with atomic_folder(report_dir, check=check) as tmp:
+        report, _ = validate(
+            folder,
+            model,
+            plan,
+            pairs,
+            _thresholds(recipe, cli),
+            header,
+            tile=tile or recipe.validate_.tile,
+            threads=recipe.validate_.threads,
+            overlap=recipe.validate_.tile_overlap,
+            # An absolute folder: validate() joins it to the build root, which keeps it as given.
+            visuals=str(tmp / IMAGES),
+            extra_sections={"artifacts": file_sizes(folder.root)},
+            progress=progress,
+        )
+        report["visuals"] = {k: f"{IMAGES}/{Path(v).name}" for k, v in report.get("visuals", {}).items()}
+        paths = write_reports(tmp, report, stem=REPORT_STEM)
+        write_manifest(tmp, dict(kind="validate-report", build=str(folder.root)))
+    return report, {k: Path(report_dir) / p.name for k, p in paths.items()}

@@ -70,10 +70,13 @@ def eval_table(
     arch: str | None = None,
     scale: int | None = None,
 ) -> object:
+    from rich.markup import escape
     from rich.table import Table
 
     res = evaluate_fp32(model_source, dataset, max_images, arch, scale)
-    t = Table(title=f"{res['model']} ({res['arch']} x{res['scale']}) on {dataset}: Y channel, shave {res['scale']}")
+    t = Table(
+        title=escape(f"{res['model']} ({res['arch']} x{res['scale']}) on {dataset}: Y channel, shave {res['scale']}")
+    )
     for c in ("image", "category", "HR size", "bicubic PSNR", "model PSNR", "gain", "bicubic SSIM", "model SSIM"):
         t.add_column(c, justify="left" if c in ("image", "category") else "right")
     summary = [
@@ -82,8 +85,8 @@ def eval_table(
     summary.append(dict(image="mean", category=f"{res['mean']['images']} images", size="", **res["mean"]))
     for r in res["images"] + summary:
         t.add_row(
-            r["image"],
-            r["category"],
+            escape(r["image"]),
+            escape(r["category"]),
             r["size"],
             f"{r['bicubic_psnr_y']:.2f}",
             f"{r['psnr_y']:.2f}",

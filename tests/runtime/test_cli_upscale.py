@@ -107,7 +107,7 @@ def test_failed_write_leaves_no_partial_file(images: Path, tiny_build: Path, tmp
     monkeypatch.setattr(Image.Image, "save", broken_save)
     out = tmp_path / "out"
     with pytest.raises(DataError, match=r"cannot write .*a_rgb.png.*disk full"):
-        upscale_paths(images / "a_rgb.png", out, tiny_build, None, "auto", "ort", 1, False)
+        upscale_paths(images / "a_rgb.png", f"{out}/", tiny_build, None, "auto", "ort", 1, False)
     assert list(out.iterdir()) == []
 
 
