@@ -1,7 +1,7 @@
 """Repack integer weight initializers of <= 4 bits as ONNX INT4 (opset 21): a storage saving.
 
 ONNX Runtime dequantizes INT4 weights exactly but convolves in float afterwards, so this makes
-files smaller, not faster (METHODS.md §4).
+files smaller, not faster.
 """
 
 from __future__ import annotations

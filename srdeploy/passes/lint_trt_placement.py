@@ -1,6 +1,6 @@
 """TensorRT lint, part 2: placement and precision (what builds but runs slowly or off-plan).
 
-Based on METHODS.md §4 and TensorRT's explicit-quantization placement advice: quantize conv
+Based on TensorRT's explicit-quantization placement advice: quantize conv
 inputs, not conv outputs; at a residual Add quantize the skip only, so Conv+Add fuse; no Q/DQ
 around data-movement ops; FP16 float regions (strongly typed); dynamic H/W; 2:4 weights valid.
 """

@@ -1,4 +1,4 @@
-"""Data-free BN-based filter pruning for conv-BN-ReLU-conv blocks (METHODS.md §3).
+"""Data-free BN-based filter pruning for conv-BN-ReLU-conv blocks.
 
 Applies to blocks with ``conv1 -> bn1 (BatchNorm2d) -> act (ReLU) -> conv2 [-> bn2]`` (SRResNet
 ResBlocks with bn=True), *before* BatchNorm is folded. A channel's BN output is about

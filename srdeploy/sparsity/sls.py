@@ -1,4 +1,4 @@
-"""Post-training SLS-style layer-wise N:M under a MAC budget (METHODS.md §3).
+"""Post-training SLS-style layer-wise N:M under a MAC budget.
 
 1. Sensitivity: for every eligible conv and every candidate N:M (besides dense), prune only that
    conv (magnitude mask) and measure the whole network's output MSE against the dense fp32 output
