@@ -8,7 +8,6 @@ every execution alike instead of one, so the ratios stay meaningful even when ab
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -18,12 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from srdeploy import machine
 from srdeploy.buildfolder import BuildFolder
 from srdeploy.errors import BuildFolderError, SrdeployError
-from srdeploy.interrupts import reraise_pending
 
 RUNTIMES = ("onnxruntime", "openvino")
-ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
 # The CPU plugin reads IR and ONNX; ONNX Runtime only ONNX.
 IR_PROFILES = {"openvino": "model.xml"}
 
@@ -36,31 +34,7 @@ class Graph:
 
 def machine_info() -> dict[str, Any]:
     """CPU model, the ISA flags that decide INT8/BF16 kernels, core count and runtime versions."""
-    cpu, flags = "", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and not cpu:
-                cpu = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:  # not Linux: the ISA flags stay unknown
-        pass
-    cpu = cpu or platform.processor() or platform.machine()
-    versions: dict[str, str | None] = {"python": platform.python_version(), "numpy": np.__version__}
-    for module in ("onnxruntime", "openvino"):
-        try:
-            versions[module] = __import__(module).__version__
-        except ImportError:
-            reraise_pending()
-            versions[module] = None
-    return dict(
-        cpu=cpu,
-        isa=[f for f in ISA_FLAGS if f in flags],
-        cores=os.cpu_count(),
-        versions=versions,
-        date=time.strftime("%Y-%m-%d"),
-    )
+    return machine.machine_info(("onnxruntime", "openvino"))
 
 
 def build_graphs(build_dir: Path) -> list[Graph]:

@@ -128,7 +128,7 @@ def quantize_weights(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, result:
         if not layer.quantized:
             result.skip(layer.weight, layer.reason)
             continue
-        spec = plan.weights[layer.weight]
+        spec = get_profile(opts.profile).weight_spec(plan.weights[layer.weight])
         # int8 here; weights of <= 4 bits are repacked as INT4 after export when the emission asks (int4.py).
         qt = _const(layer.weight, spec.quantize(values).astype(np.int8))
         zp = _const(f"{layer.weight}.zero_point", np.zeros(spec.scale.shape, np.int8))

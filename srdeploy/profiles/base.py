@@ -35,12 +35,18 @@ class Profile:
     providers: tuple[str, ...]  # ONNX Runtime execution providers to prefer for it, best first
     validation_note: str  # how validation executes it here
     lint: str | None = None  # static checker run on every graph ("tensorrt")
+    max_weight_bits: int = 8  # weight grids wider than this are narrowed (per channel) for this profile
+    cpu_without: str | None = None  # the runtime prefers this profile on CPUs lacking this feature ("vnni")
     ir: str | None = None  # also write the graph in this runtime's own format ("openvino": model.xml + .bin)
 
     def emission(self, opset: int, weight_bits: int, int4_requested: bool) -> Emission:
         int4 = self.int4_weights and int4_requested and weight_bits <= 4
         needed = max(opset, INT4_OPSET if int4 else 0, FP16_SCALE_OPSET if self.float_dtype == "float16" else 0)
         return Emission(opset=needed, float_dtype=self.float_dtype, int4_weights=int4)
+
+    def weight_spec(self, spec: QuantSpec) -> QuantSpec:
+        """The weight grid this profile emits (and its simulation uses) for the plan's ``spec``."""
+        return spec if spec.bits <= self.max_weight_bits else spec.narrowed(self.max_weight_bits)
 
     @property
     def numpy_float(self) -> type:

@@ -28,8 +28,10 @@ def apply_plan(
     masks: bool = True,
     equalization: bool = True,
     quantize_weights: bool = False,
+    profile: str | None = None,
 ) -> nn.Module:
-    """A copy of ``module`` (eval mode) with the chosen parts of ``plan`` applied."""
+    """A copy of ``module`` (eval mode) with the chosen parts of ``plan`` applied; ``profile``: whose weight
+    grids ``quantize_weights`` uses (a profile may narrow them, profiles/base.py)."""
     out = copy.deepcopy(module).eval()
     if structure:
         for group in plan.structure:
@@ -40,7 +42,7 @@ def apply_plan(
         for eq in plan.equalization:
             equalize_channels(out, eq)
     if quantize_weights:
-        fake_quantize_weights(out, plan)
+        fake_quantize_weights(out, plan, profile)
     return out
 
 
@@ -128,12 +130,16 @@ def prune_channels(module: nn.Module, group: ChannelPruning) -> None:
             p.data = p.data[idx].clone()
 
 
-def fake_quantize_weights(module: nn.Module, plan: QuantPlan) -> None:
+def fake_quantize_weights(module: nn.Module, plan: QuantPlan, profile: str | None = None) -> None:
+    from srdeploy.profiles import get_profile
+
+    narrow = get_profile(profile).weight_spec if profile else (lambda s: s)
     convs = _convs(module)
     with torch.no_grad():
         for layer in plan.quantized_layers():
             spec = plan.weights.get(layer.weight)
             if spec is not None:
+                spec = narrow(spec)
                 w = _conv(convs, layer.weight).weight
                 w.copy_(spec.fake_quant_torch(w))
 

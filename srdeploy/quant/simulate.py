@@ -47,7 +47,7 @@ def simulate(
 ) -> nn.Module:
     """A copy of the model that computes what the deployed ``profile`` graph of ``tier`` computes."""
     module = model.module if isinstance(model, SRModel) else model
-    sim = apply_plan(module, plan, quantize_weights=weights)
+    sim = apply_plan(module, plan, quantize_weights=weights, profile=profile)
     if activations:
         t = plan.tier(plan.default_tier if tier is None else tier)
         attach_activation_quantizers(sim, t.sites(profile))

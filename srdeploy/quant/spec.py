@@ -98,6 +98,12 @@ class QuantSpec:
             )
         return unsigned_spec(self.lo, self.hi, bits)
 
+    def narrowed(self, bits: int) -> QuantSpec:
+        """A symmetric grid (per channel where this one is) of ``bits`` over the same per-channel clips."""
+        if not self.signed or not self.symmetric:
+            raise ValueError("only symmetric signed grids (weights) can be narrowed")
+        return symmetric_spec(self.scale.astype(np.float64) * self.qmax, bits, axis=self.axis, narrow=self.narrow)
+
     def same_grid(self, other: QuantSpec) -> bool:
         return (
             self.bits == other.bits

@@ -19,6 +19,7 @@ import numpy as np
 from srdeploy.backends.ort import OrtRunner
 from srdeploy.buildfolder import BuildFolder, sha256_file
 from srdeploy.errors import BackendUnavailable, BuildFolderError
+from srdeploy.machine import has_vnni
 from srdeploy.metadata import check_tiers_doc, read_json
 from srdeploy.profiles import PROFILES, get_profile
 
@@ -106,9 +107,22 @@ def _from_tiers_json(path: Path, profile: str, checksums: dict[str, str] | None)
     return ModelSet(tiers, default_tier, selector, doc.scale, path)
 
 
-def native_profile(backend: str) -> str:
-    """The profile laid out for ``backend`` (the registry's: the profile whose intended backend it is)."""
-    return next(p.name for p in PROFILES.values() if p.backends[0] == backend)
+def native_profile(backend: str, built: set[str] | None = None) -> str:
+    """The profile laid out for ``backend`` (the registry's: its intended backend). On a CPU that lacks what
+    a profile variant is made for (``cpu_without``, e.g. VNNI) the variant is preferred where it was built."""
+    own = [p for p in PROFILES.values() if p.backends[0] == backend]
+    if built is not None and has_vnni() is False:
+        variant = next((p.name for p in own if p.cpu_without == "vnni" and p.name in built), None)
+        if variant:
+            return variant
+    return next(p.name for p in own if p.cpu_without is None)
+
+
+def _built_profiles(tiers: Path) -> set[str]:
+    try:
+        return {p for t in json.loads(tiers.read_text())["tiers"] for p in t["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()  # a bare model file, or a folder load_model_set will reject with its own message
 
 
 def resolve_profile(path: str | os.PathLike[str], profile: str | None, backend: str) -> tuple[str, str | None]:
@@ -116,16 +130,13 @@ def resolve_profile(path: str | os.PathLike[str], profile: str | None, backend: 
     a build without the backend's own profile runs another profile's graph instead."""
     if backend not in BACKENDS:
         raise BackendUnavailable(f"unknown backend {backend!r}", f"use one of {', '.join(BACKENDS)}")
-    own, fallback = native_profile(backend), native_profile("onnxruntime")
-    if profile is not None or own == fallback:
-        return profile or fallback, None
+    if profile is not None:
+        return profile, None
     tiers = Path(path) / "tiers.json" if Path(path).is_dir() else Path(path)
-    try:
-        built = {p for t in json.loads(tiers.read_text())["tiers"] for p in t["files"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        built = set()  # a bare model file, or a folder load_model_set will reject with its own message
-    if own in built or tiers.suffix in (".xml", ".onnx"):
-        return (own if own in built else fallback), None
+    built = _built_profiles(tiers)
+    own, fallback = native_profile(backend, built), native_profile("onnxruntime", built)
+    if own == fallback or own in built or tiers.suffix in (".xml", ".onnx"):
+        return (own if own in built or own == fallback else fallback), None
     return fallback, (
         f"{path} has no '{own}' profile: running its '{fallback}' graph on {backend} "
         f"(rebuild with '{own}' in export.profiles for {backend}'s own layout)"

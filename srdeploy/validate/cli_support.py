@@ -55,6 +55,28 @@ def _load_checked(folder: BuildFolder) -> tuple[Any, Any, Any]:
     return recipe, model, plan
 
 
+def isa_change_note(folder: BuildFolder) -> str | None:
+    """A warning when the build was validated on a CPU of another INT8 class (VNNI or not) than this one:
+    ONNX Runtime's u8 x s8 kernels give other results without VNNI (profiles/ort_avx2.py)."""
+    import json
+
+    from srdeploy.machine import has_vnni
+
+    try:
+        built_on = json.loads((folder.root / "report.json").read_text())["machine"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    here = has_vnni()
+    if built_on.get("vnni") is None or here is None or built_on["vnni"] == here:
+        return None
+    kinds = {True: "with VNNI", False: "without VNNI (AVX2 only)"}
+    return (
+        f"warning: the build was validated on {built_on.get('cpu', 'another CPU')} {kinds[built_on['vnni']]}; this CPU "
+        f"is {kinds[here]}: ONNX Runtime's int8 kernels differ between the two, so these numbers are this CPU's"
+        + ("" if here else " (build the ort_avx2 profile for a graph that computes the same on both)")
+    )
+
+
 def _thresholds(recipe: Any, cli: dict[str, float | None]) -> Thresholds:
     return recipe.validate_.thresholds.model_copy(update={k: v for k, v in cli.items() if v is not None})
 
@@ -98,6 +120,7 @@ def validate_folder(
         dataset=dataset,
         build=dict(path=str(folder.root), srdeploy_version=manifest.get("srdeploy_version")),
     )
+    isa_note = isa_change_note(folder)
     with atomic_folder(report_dir, check=check) as tmp:
         report, _ = validate(
             folder,
@@ -115,6 +138,8 @@ def validate_folder(
             progress=progress,
         )
         report["visuals"] = {k: f"{IMAGES}/{Path(v).name}" for k, v in report.get("visuals", {}).items()}
+        if isa_note:
+            report["notes"] = [isa_note, *report.get("notes", [])]
         paths = write_reports(tmp, report, stem=REPORT_STEM)
         write_manifest(tmp, dict(kind="validate-report", build=str(folder.root)))
     return report, {k: Path(report_dir) / p.name for k, p in paths.items()}

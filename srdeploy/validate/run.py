@@ -15,6 +15,7 @@ from srdeploy.backends.base import Runner, TorchRunner
 from srdeploy.backends.registry import capabilities, get_backend, make_runner
 from srdeploy.buildfolder import BuildFolder
 from srdeploy.data.sets import SRPair
+from srdeploy.machine import machine_info
 from srdeploy.models.base import SRModel
 from srdeploy.profiles import get_profile
 from srdeploy.quant.plan import QuantPlan
@@ -124,6 +125,7 @@ def validate(
             "srdeploy_version": __version__,
             "images_evaluated": len(pairs),
             "validation_seconds": round(time.perf_counter() - t0, 1),
+            "machine": machine_info(),
         },
         comparison=comparison,
         executions=executions,
