@@ -15,6 +15,7 @@ from srdeploy.backends.base import Runner, TorchRunner
 from srdeploy.backends.registry import capabilities, get_backend, make_runner
 from srdeploy.buildfolder import BuildFolder
 from srdeploy.data.sets import SRPair
+from srdeploy.errors import SrdeployError
 from srdeploy.machine import machine_info
 from srdeploy.models.base import SRModel
 from srdeploy.profiles import get_profile
@@ -22,6 +23,7 @@ from srdeploy.quant.plan import QuantPlan
 from srdeploy.quant.simulate import simulate
 from srdeploy.recipe import Thresholds
 from srdeploy.validate import cost
+from srdeploy.validate.breakdown import content_breakdown
 from srdeploy.validate.compare import Comparison, Execution, compare
 from srdeploy.validate.report import build_report, render_junit, render_markdown
 from srdeploy.validate.verdict import check
@@ -112,13 +114,15 @@ def validate(
     progress: Callable[[int], None] | None = None,
     visuals: str | None = "report_images",
 ) -> tuple[dict[str, Any], Comparison]:
-    """Compare, check thresholds, and (``visuals``: a folder name under the build) draw crops."""
+    """Compare, check thresholds, and (``visuals``: a folder name under the build) draw crops. Image categories
+    come from the dataset named in ``header`` (its categories.json), else every image is uncategorised."""
     executions = executions_for(folder, model, plan, threads)
     t0 = time.perf_counter()
     comparison = compare(pairs, executions, model.scale, plan.selector, plan.default_tier, tile, progress, overlap)
     deployments = [e.name for e in executions if e.kind == "deployment"]
     failures = check(comparison, deployments, thresholds)
     usage = comparison.tier_usage(deployments[0]) if deployments else {}
+    categories = _categories(header.get("dataset"))
     report = build_report(
         header={
             **header,
@@ -133,6 +137,7 @@ def validate(
         failures=failures,
         extra={
             "quantization": quantization_summary(plan, model, usage, calibration_seconds),
+            "content": content_breakdown(comparison, [e.name for e in executions if e.kind != "reference"], categories),
             **dict(extra_sections or {}),
         },
     )
@@ -148,6 +153,15 @@ def validate(
         images = write_visuals(folder.root / visuals, plan, comparison, executions, pairs, model.scale, run)
         report["visuals"] = {k: f"{visuals}/{v}" for k, v in images.items()}
     return report, comparison
+
+
+def _categories(dataset: object) -> dict[str, str]:
+    from srdeploy.data.sets import image_categories
+
+    try:
+        return image_categories(str(dataset)) if dataset else {}
+    except (OSError, ValueError, SrdeployError):
+        return {}
 
 
 def file_sizes(root: Path) -> dict[str, int]:
