@@ -1,0 +1,123 @@
+"""The controls scripting users expect: --x/--no-x flags, -q/-v/--log-file, --json on build, validate,
+inspect, lint-trt and bench (stdout parses as one JSON document), and an inspect that fits 100 columns,
+sorts naturally, imports no torch and says plainly when it is not given a build."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from clitest import assert_one_error, run_cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _sub(*args: str, cwd: Path, columns: int = 100) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": str(columns), "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "srdeploy.cli", *args], cwd=cwd, capture_output=True, text=True, env=env, check=False
+    )
+
+
+def test_flags_have_no_value_column_and_negative_forms(ws: Path) -> None:
+    res = _sub("build", "--help", cwd=ws, columns=160)
+    assert res.returncode == 0, res.stderr
+    assert "--validate" in res.stdout and "--no-validate" in res.stdout
+    assert "<bool>" not in res.stdout
+    assert "<bool>" not in _sub("--help", cwd=ws, columns=160).stdout
+    assert_one_error(run_cli("build", "-r", "recipe.yaml", "--no-validate", "true", cwd=ws), 2, "true")
+
+
+def test_quiet_json_build_with_a_log_file(ws: Path) -> None:
+    res = run_cli("-q", "--log-file", "run.log", "build", "-r", "recipe.yaml", "--no-validate", "--json", cwd=ws)
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)  # the whole of stdout is one document
+    assert Path(ws / doc["build_folder"], "plan.json").is_file()
+    assert doc["verdict"] not in ("pass", "fail") and "summary" not in doc["report"]  # not validated
+    assert "✓" not in res.err  # no progress lines with -q
+    log = (ws / "run.log").read_text()
+    assert "stage done: calibrate" in log and "stage done: emit graphs" in log
+
+
+def test_quiet_and_verbose_contradict(ws: Path) -> None:
+    assert_one_error(run_cli("-q", "-v", "inspect", "nowhere", cwd=ws), 2, "--quiet", "--verbose")
+
+
+def test_log_file_that_is_a_folder(ws: Path) -> None:
+    assert_one_error(run_cli("--log-file", "calib", "inspect", "nowhere", cwd=ws), 2, "is a folder")
+
+
+def test_validate_json(ws: Path, build_copy: Path) -> None:
+    res = run_cli("validate", str(build_copy), "--json", cwd=ws)
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["verdict"] == "pass" and Path(doc["reports"]["json"]).is_file()
+    assert doc["report"]["summary"] and doc["report"]["images_evaluated"] == 2
+    res = run_cli("validate", str(build_copy), "--json", "--max-psnr-drop", "0", "--report", "r2", cwd=ws)
+    assert res.code == 1 and json.loads(res.out)["verdict"] == "fail"
+
+
+def test_inspect_json_matches_the_plan(ws: Path, build_copy: Path) -> None:
+    res = run_cli("inspect", str(build_copy), "--json", cwd=ws)
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    plan = json.loads((build_copy / "plan.json").read_text())
+    layers = doc["tiers"][0]["layers"]
+    assert {x["weight"] for x in layers if x["quantized"]} == set(plan["weights"])
+    quantized = next(x for x in layers if x["quantized"])
+    assert quantized["weight_bits"] == 8 and quantized["inputs"]["ort"]["bits"] == 8
+    only = json.loads(run_cli("inspect", str(build_copy), "--json", "--quantized-only", cwd=ws).out)
+    assert all(x["quantized"] for x in only["tiers"][0]["layers"]) and len(only["tiers"][0]["layers"]) < len(layers)
+
+
+def test_lint_trt_json(ws: Path, build_copy: Path) -> None:
+    good = run_cli("lint-trt", str(build_copy / "trt" / "model.onnx"), "--json", cwd=ws)
+    assert good.code == 0 and json.loads(good.out)["ok"] is True
+    bad = run_cli("lint-trt", str(build_copy / "ort" / "model.onnx"), "--json", cwd=ws)
+    doc = json.loads(bad.out)
+    assert bad.code == 1 and doc["ok"] is False and any(f["rule"] == "qdq-dtype" for f in doc["findings"])
+
+
+def test_bench_json_is_alone_on_stdout(ws: Path, build_copy: Path) -> None:
+    res = run_cli("bench", str(build_copy), "--json", "--size", "16", "--repeats", "1", "--threads", "1", cwd=ws)
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["machine"]["cores"] >= 1
+
+
+def test_inspect_fits_100_columns_with_whole_names(ws: Path, build_copy: Path) -> None:
+    res = _sub("inspect", str(build_copy), cwd=ws, columns=100)
+    assert res.returncode == 0, res.stderr
+    assert max(len(line) for line in res.stdout.splitlines()) <= 100
+    assert "…" not in "".join(line.split("│")[1] for line in res.stdout.splitlines() if line.count("│") > 2)
+    for name in ("body.0.body.0", "body.0.body.2", "body.1"):
+        assert f"│ {name} " in res.stdout, name
+
+
+def test_natural_sort() -> None:
+    from srdeploy.inspect import natural_key
+
+    names = ["body.10.add@skip", "body.2.add@skip", "body.1.add@skip", "head.0", "body.2.body.10", "body.2.body.9"]
+    assert sorted(names, key=natural_key) == [
+        "body.1.add@skip",
+        "body.2.add@skip",
+        "body.2.body.9",
+        "body.2.body.10",
+        "body.10.add@skip",
+        "head.0",
+    ]
+
+
+def test_inspect_imports_no_torch(build_copy: Path) -> None:
+    code = (
+        "import sys; from srdeploy.cli import app; from srdeploy.entry import run; "
+        f"rc = run(app, ['inspect', {str(build_copy)!r}]); print('TORCH' if 'torch' in sys.modules else 'NO', rc)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False)
+    assert res.stdout.split()[-2:] == ["NO", "0"], res.stdout[-300:] + res.stderr
+
+
+def test_inspect_a_checkpoint_says_it_needs_a_build(ws: Path) -> None:
+    assert_one_error(run_cli("inspect", "tiny.pt", cwd=ws), 2, "tiny.pt is a checkpoint", "needs a build folder")
