@@ -102,6 +102,17 @@ class QuantSection(_Section):
     )
     float_min_gain_db: float = Field(0.05, ge=0, description="float_budget: least output-PSNR gain worth a layer")
     sensitivity_patches: int = Field(16, ge=1, le=256, description="calibration patches the sensitivity uses")
+    exclude: tuple[str, ...] = Field((), description="convs kept in float: module paths, node names or op:<OpType>")
+
+    @field_validator("exclude")
+    @classmethod
+    def _exclude_syntax(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in v:
+            if not entry.strip() or entry != entry.strip():
+                raise ValueError(f"entry {entry!r} is empty or has surrounding spaces")
+            if entry.startswith("op:") and not entry[3:].isidentifier():
+                raise ValueError(f"entry {entry!r}: write an ONNX op type after 'op:', e.g. op:Conv")
+        return v
 
     @field_validator("quantize_roles")
     @classmethod
