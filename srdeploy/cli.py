@@ -62,6 +62,13 @@ def build(
         bool, typer.Option("--validate/--no-validate", help="validate the build (thresholds gate the exit code)")
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as one JSON document")] = False,
+    calib_cache: Annotated[
+        Path | None,
+        typer.Option("--calibration-cache", help="import these ranges if the file exists, else export them there"),
+    ] = None,
+    load_cache: Annotated[
+        Path | None, typer.Option("--load-calibration-cache", help="import the ranges of this cache (must exist)")
+    ] = None,
 ) -> None:
     """Calibrate, rewrite and validate: one build folder per recipe.
 
@@ -71,12 +78,19 @@ def build(
     from srdeploy.recipe import load_recipe
 
     r = load_recipe(recipe, overrides or [])  # before importing torch: recipe errors come back fast
+    from srdeploy.calib.cache import cache_options, write_cache
     from srdeploy.pipeline import build as run_build
 
+    imported, export_to = cache_options(calib_cache, load_cache)
     with cli_ui.json_stdout(as_json) as emit:
-        result = run_build(r, out_dir, progress=cli_ui.progress(err), run_validation=run_validation)
+        result = run_build(r, out_dir, cli_ui.progress(err), run_validation, calibration_cache=imported)
+    if export_to is not None:
+        write_cache(export_to, result.plan)
+        err.print(escape(f"calibration cache written: {export_to}"), soft_wrap=True)
     if as_json:
-        emit(dict(build_folder=str(result.out_dir), verdict=result.report.get("verdict"), report=result.report))
+        cache = None if export_to is None else str(export_to)
+        verdict = result.report.get("verdict")
+        emit(dict(build_folder=str(result.out_dir), verdict=verdict, calibration_cache=cache, report=result.report))
         if result.report.get("verdict") == "fail":
             raise typer.Exit(1)
         return

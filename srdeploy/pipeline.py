@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from srdeploy.buildfolder import BuildFolder, publish_build, write_manifest
+from srdeploy.calib.cache import CalibrationCache
 from srdeploy.engines import build_engines
 from srdeploy.progress import Progress, SilentProgress
 from srdeploy.quant.plan import QuantPlan
@@ -43,13 +44,19 @@ class BuildResult:
 
 
 def build(
-    recipe: Recipe, out_dir: str | Path | None = None, progress: Progress | None = None, run_validation: bool = True
+    recipe: Recipe,
+    out_dir: str | Path | None = None,
+    progress: Progress | None = None,
+    run_validation: bool = True,
+    calibration_cache: CalibrationCache | None = None,
 ) -> BuildResult:
+    """``calibration_cache`` (calib/cache.read_cache): use its ranges instead of estimating them."""
     progress = progress or SilentProgress()
     out = Path(out_dir) if out_dir else Path("builds") / recipe.name
     with publish_build(out, log=progress.log) as staging:  # policy: buildfolder.py docstring
         folder = BuildFolder(staging.root)
         ctx = prepare(recipe, folder.fp32_onnx, progress)
+        ctx.calibration_cache = calibration_cache
         plan = initial_plan(ctx)
         for step in PLAN_STEPS:
             plan = step(ctx, plan)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from clitest import assert_one_error, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,3 +122,24 @@ def test_inspect_imports_no_torch(build_copy: Path) -> None:
 
 def test_inspect_a_checkpoint_says_it_needs_a_build(ws: Path) -> None:
     assert_one_error(run_cli("inspect", "tiny.pt", cwd=ws), 2, "tiny.pt is a checkpoint", "needs a build folder")
+
+
+@pytest.mark.slow
+def test_calibration_cache_export_then_import(ws: Path) -> None:
+    first = run_cli("build", "-r", "recipe.yaml", "--no-validate", "--calibration-cache", "c.json", "-o", "a", cwd=ws)
+    assert first.code == 0 and (ws / "c.json").is_file(), first.err
+    cache = (ws / "c.json").read_bytes()
+    again = run_cli("build", "-r", "recipe.yaml", "--no-validate", "--calibration-cache", "c.json", "-o", "b", cwd=ws)
+    assert again.code == 0 and "range estimation skipped" in again.err, again.err
+    assert (ws / "c.json").read_bytes() == cache  # imported, never overwritten
+    plans = [json.loads((ws / d / "plan.json").read_text()) for d in ("a", "b")]
+    assert plans[0]["ranges"] == plans[1]["ranges"] and plans[0]["tiers"] == plans[1]["tiers"]
+    load = ("--load-calibration-cache", "c.json", "--set", "quant.act_bits=4")
+    other = run_cli("build", "-r", "recipe.yaml", *load, cwd=ws)
+    assert_one_error(other, 2, "c.json", "this recipe asks for")
+
+
+def test_missing_calibration_cache_fails_before_the_build(ws: Path) -> None:
+    res = run_cli("build", "-r", "recipe.yaml", "--load-calibration-cache", "none.json", cwd=ws)
+    assert_one_error(res, 2, "calibration cache not found: none.json")
+    assert not (ws / "builds").exists()

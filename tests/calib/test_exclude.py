@@ -63,7 +63,7 @@ def test_unknown_name_lists_close_matches(tiny_model, tiny_export) -> None:
 
 @pytest.mark.parametrize("bad", ["", " body.1", "op:", "op:1x1"])
 def test_recipe_refuses_malformed_entries(bad: str) -> None:
-    with pytest.raises(RecipeError, match="quant.exclude"):
+    with pytest.raises(RecipeError, match=r"quant\.exclude"):
         recipe_from_dict({"name": "t", "model": {"path": "m.pt"}, "quant": {"exclude": [bad]}})
 
 
