@@ -69,6 +69,9 @@ def build(
     load_cache: Annotated[
         Path | None, typer.Option("--load-calibration-cache", help="import the ranges of this cache (must exist)")
     ] = None,
+    min_shapes: Annotated[str | None, typer.Option("--minShapes", help="as trtexec, e.g. input:1x3x16x16")] = None,
+    opt_shapes: Annotated[str | None, typer.Option("--optShapes", help="as trtexec (tensorrt.opt_shape)")] = None,
+    max_shapes: Annotated[str | None, typer.Option("--maxShapes", help="as trtexec (tensorrt.max_shape)")] = None,
 ) -> None:
     """Calibrate, rewrite and validate: one build folder per recipe.
 
@@ -77,7 +80,9 @@ def build(
     """
     from srdeploy.recipe import load_recipe
 
-    r = load_recipe(recipe, overrides or [])  # before importing torch: recipe errors come back fast
+    shapes = dict(min_shape=min_shapes, opt_shape=opt_shapes, max_shape=max_shapes)
+    overrides = [*(overrides or []), *(f"tensorrt.{k}={v}" for k, v in shapes.items() if v is not None)]
+    r = load_recipe(recipe, overrides)  # before importing torch: recipe errors come back fast
     from srdeploy.calib.cache import cache_options, write_cache
     from srdeploy.pipeline import build as run_build
 

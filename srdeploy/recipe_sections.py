@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from srdeploy.trtexec_syntax import parse_shape, translate_keys
 
 
 class _Section(BaseModel):
@@ -190,17 +192,28 @@ class ExportSection(_Section):
 Dim = Annotated[int, Field(ge=1, le=65536)]
 
 
+Shape = Annotated[tuple[Dim, Dim, Dim], BeforeValidator(parse_shape)]  # (N, H, W), or trtexec's input:NxCxHxW
+
+
 class TensorRTSection(_Section):
+    """trtexec spellings are accepted too (srdeploy/trtexec_syntax.py): minShapes=input:1x3x16x16, memPoolSize,
+    hardwareCompatibilityLevel, versionCompatible."""
+
     enabled: bool = True
     required: bool = False
-    min_shape: tuple[Dim, Dim, Dim] = (1, 16, 16)  # (N, H, W) of the LR input
-    opt_shape: tuple[Dim, Dim, Dim] = (1, 256, 256)
-    max_shape: tuple[Dim, Dim, Dim] = (4, 720, 1280)
+    min_shape: Shape = (1, 16, 16)  # (N, H, W) of the LR input
+    opt_shape: Shape = (1, 256, 256)
+    max_shape: Shape = (4, 720, 1280)
     workspace_mb: int = Field(4096, ge=64)
     sparse_weights: bool | None = None  # default: on when the plan has 2:4 masks
     hardware_compatibility: Literal["none", "ampere_plus", "same_compute_capability"] = "none"
     version_compatible: bool = False
     timing_cache_dir: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trtexec_keys(cls, data: object) -> object:
+        return translate_keys(data)
 
     @model_validator(mode="after")
     def _ordered(self) -> TensorRTSection:
