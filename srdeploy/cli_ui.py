@@ -23,6 +23,7 @@ from srdeploy.errors import SrdeployError
 LOGGER = "srdeploy"
 _state: dict[str, Any] = {"quiet": False, "verbose": False}
 _HANDLER_TAG = "_srdeploy_cli_handler"
+_SHOWN = "srdeploy_shown"  # a record the progress object already shows on stderr
 
 
 def hide_flag_metavars() -> None:
@@ -56,6 +57,7 @@ def configure(quiet: bool = False, verbose: bool = False, log_file: Path | None 
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO)
     console.setFormatter(logging.Formatter("%(message)s"))
+    console.addFilter(lambda record: not getattr(record, _SHOWN, False))  # the progress object printed it
     handlers: list[logging.Handler] = [console]
     if log_file is not None:
         handlers.append(_file_handler(Path(log_file)))
@@ -96,15 +98,15 @@ class LoggedProgress:
         self._inner = inner
 
     @contextlib.contextmanager
-    def stage(self, title: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    def stage(self, title: str, total: int | None = None, **options: Any) -> Iterator[Callable[[int], None]]:
         t0 = time.perf_counter()
         log().debug("stage start: %s", title)
-        with self._inner.stage(title, total) as step:
+        with self._inner.stage(title, total, **options) as step:
             yield step
         log().debug("stage done: %s (%.1f s)", title, time.perf_counter() - t0)
 
     def log(self, message: str) -> None:
-        logging.getLogger(LOGGER).debug(message)  # to the log file; the inner object shows it
+        log().info(message, extra={_SHOWN: True})  # to the log file; the inner object shows it
         self._inner.log(message)
 
     def __getattr__(self, name: str) -> Any:
