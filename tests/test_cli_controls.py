@@ -32,15 +32,23 @@ def test_flags_have_no_value_column_and_negative_forms(ws: Path) -> None:
     assert_one_error(run_cli("build", "-r", "recipe.yaml", "--no-validate", "true", cwd=ws), 2, "true")
 
 
-def test_quiet_json_build_with_a_log_file(ws: Path) -> None:
-    res = run_cli("-q", "--log-file", "run.log", "build", "-r", "recipe.yaml", "--no-validate", "--json", cwd=ws)
+def test_quiet_json_build_with_a_log_file_and_an_exclusion(ws: Path) -> None:
+    exclude = "quant.exclude=[body.0.body.2]"
+    res = run_cli(
+        "-q", "--log-file", "run.log", "build", "-r", "recipe.yaml", "--no-validate", "--json", "--set", exclude, cwd=ws
+    )
     assert res.code == 0, res.err
     doc = json.loads(res.out)  # the whole of stdout is one document
-    assert Path(ws / doc["build_folder"], "plan.json").is_file()
+    build = ws / doc["build_folder"]
+    assert (build / "plan.json").is_file()
     assert doc["verdict"] not in ("pass", "fail") and "summary" not in doc["report"]  # not validated
     assert "✓" not in res.err  # no progress lines with -q
     log = (ws / "run.log").read_text()
     assert "stage done: calibrate" in log and "stage done: emit graphs" in log
+    layers = json.loads(run_cli("inspect", str(build), "--json", cwd=ws).out)["tiers"][0]["layers"]
+    excluded = next(x for x in layers if x["layer"] == "body.0.body.2")
+    assert not excluded["quantized"] and "quant.exclude ('body.0.body.2')" in excluded["reason"]
+    assert excluded["weight_bits"] is None and all(v is None for v in excluded["inputs"].values())
 
 
 def test_quiet_and_verbose_contradict(ws: Path) -> None:
