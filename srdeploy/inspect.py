@@ -23,6 +23,7 @@ from srdeploy.quant.spec import QuantSpec
 
 _NOT_A_BUILD = "srdeploy inspect needs a build folder (srdeploy build --recipe R.yaml writes one) or its plan.json"
 _FILE_KINDS = {".pth": "a checkpoint", ".pt": "a checkpoint", ".ckpt": "a checkpoint", ".safetensors": "a checkpoint"}
+COMBINED_PROFILES = 2  # profiles whose grids fit beside the layer facts in 100 columns
 _FILE_KINDS |= {".onnx": "an ONNX graph", ".yaml": "a recipe", ".yml": "a recipe", ".png": "an image"}
 
 
@@ -123,7 +124,8 @@ def inspect_data(target: Path, all_layers: bool = True) -> dict[str, Any]:
 
 
 def inspect_table(target: Path, all_layers: bool = True) -> list[object]:
-    """Rich tables; every value from the plan is escaped (layer names may hold brackets)."""
+    """Rich tables; every value from the plan is escaped (layer names may hold brackets). With more than
+    ``COMBINED_PROFILES`` profiles the grids get a table of their own so every table fits 100 columns."""
     from rich.table import Table
 
     plan = _read_plan(target)
@@ -134,32 +136,42 @@ def inspect_table(target: Path, all_layers: bool = True) -> list[object]:
     for k, v in summary_rows(plan).items():
         head.add_row(escape(k), escape(v))
     tables: list[object] = [head]
+    combined = len(plan.profiles) <= COMBINED_PROFILES
     for tier in plan.tiers:
+        rows = layer_rows(plan, tier, all_layers)
         t = Table(title=escape(f"tier {tier.index} ({tier.name}): conv inputs"))
-        t.add_column("layer", no_wrap=True)
-        t.add_column("role", overflow="fold")
-        t.add_column("W", no_wrap=True)
-        for p in plan.profiles:
-            t.add_column(p, overflow="fold")
-        t.add_column("mask", no_wrap=True)
-        t.add_column("why", overflow="fold", ratio=1, min_width=12)
-        for r in layer_rows(plan, tier, all_layers):
-            acts = [_fmt(r["inputs"][p]) for p in plan.profiles]
+        shown = plan.profiles if combined else ()
+        for c in ("layer", "role", "W", *shown, "mask", "why"):
+            t.add_column(c, no_wrap=c in ("layer", "role", "W", "mask"), overflow="fold")
+        for r in rows:
+            acts = [_fmt(r["inputs"][p]) for p in shown]
             w = "float" if r["weight_bits"] is None else str(r["weight_bits"])
             t.add_row(*(escape(c) for c in (r["layer"], r["role"], w, *acts, r["mask"] or "", r["reason"])))
         tables.append(t)
-        names = other_sites(plan, tier)
-        if names:
-            skips = Table(title=f"tier {tier.index}: residual skips and conv outputs")
-            skips.add_column("site", no_wrap=True)
-            for p in plan.profiles:
-                skips.add_column(p, overflow="fold")
-            for s in names:
-                skips.add_row(
-                    escape(s), *(escape(_fmt(_spec_dict(tier.activations.get(p, {}).get(s)))) for p in plan.profiles)
-                )
-            tables.append(skips)
+        if not combined:
+            grids = {r["layer"]: r["inputs"] for r in rows if r["quantized"]}
+            tables.append(_grid_table(f"tier {tier.index}: conv input grids", "layer", grids, plan.profiles))
+        others = {
+            s: {p: _spec_dict(tier.activations.get(p, {}).get(s)) for p in plan.profiles}
+            for s in other_sites(plan, tier)
+        }
+        if others:
+            tables.append(
+                _grid_table(f"tier {tier.index}: residual skips and conv outputs", "site", others, plan.profiles)
+            )
     return tables
+
+
+def _grid_table(title: str, key: str, rows: dict[str, dict[str, Any]], profiles: tuple[str, ...]) -> object:
+    from rich.table import Table
+
+    t = Table(title=escape(title))
+    t.add_column(key, no_wrap=True)
+    for p in profiles:
+        t.add_column(p, overflow="fold")
+    for name, specs in rows.items():
+        t.add_row(escape(name), *(escape(_fmt(specs.get(p))) for p in profiles))
+    return t
 
 
 def _fmt(spec: dict[str, Any] | None) -> str:

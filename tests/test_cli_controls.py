@@ -153,3 +153,26 @@ def test_missing_calibration_cache_fails_before_the_build(ws: Path) -> None:
     res = run_cli("build", "-r", "recipe.yaml", "--load-calibration-cache", "none.json", cwd=ws)
     assert_one_error(res, 2, "calibration cache not found: none.json")
     assert not (ws / "builds").exists()
+
+
+def test_inspect_of_four_profiles_keeps_every_table_whole(tiny_model, tiny_export, tmp_path: Path) -> None:
+    from rich.console import Console
+    from srtest import plan_for, recipe
+
+    from srdeploy.inspect import inspect_table
+    from srdeploy.quant.plan_io import save_plan
+
+    profiles = ["trt", "ort", "openvino", "ort_avx2"]
+    plan = plan_for(tiny_model, *tiny_export, recipe({"method": "minmax"}, export={"profiles": profiles}))
+    save_plan(plan, tmp_path / "plan.json")
+    console = Console(width=100, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    for table in inspect_table(tmp_path / "plan.json"):
+        console.print(table)
+    text = console.export_text()
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    borders = [line for line in lines if line[:1] in "┏┃┡│└"]
+    assert borders and all(line[-1] in "┓┃┩│┘" for line in borders)  # no table cut at the right edge
+    for x in plan.layers:
+        assert any(line.startswith(f"│ {x.module} ") for line in lines), x.module
+    assert all(f"┃ {p} " in text for p in profiles)
