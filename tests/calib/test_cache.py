@@ -111,3 +111,11 @@ def test_cache_options(exported_cache, tmp_path) -> None:
     (tmp_path / "garbage.json").write_bytes(b"\xff\xfe")
     with pytest.raises(RecipeError, match="not readable JSON"):
         cache_options(tmp_path / "garbage.json", None)
+
+
+def test_a_float_budget_cannot_use_a_cache(exported_cache) -> None:
+    from srdeploy.pipeline import build
+
+    with pytest.raises(RecipeError, match="float_budget"):
+        build(recipe({"float_budget": 0.1}), "never_written", calibration_cache=read_cache(exported_cache[1]))
+    assert not Path("never_written").exists()
