@@ -14,7 +14,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from srdeploy import __version__
+from srdeploy import __version__, cli_ui
+
+cli_ui.hide_flag_metavars()
 
 app = typer.Typer(
     add_completion=False,
@@ -38,11 +40,17 @@ def main_options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an error (for bug reports)")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or informational lines")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug lines on stderr")] = False,
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", help="append every log line (debug, with times) to this file")
+    ] = None,
 ) -> None:
     """srdeploy: calibrated low-bit QDQ ONNX for TensorRT and ONNX Runtime, validated."""
     from srdeploy.entry import set_debug
 
     set_debug(debug)
+    cli_ui.configure(quiet=quiet, verbose=verbose, log_file=log_file)
 
 
 @app.command()
@@ -50,7 +58,20 @@ def build(
     recipe: Annotated[Path, typer.Option("--recipe", "-r", help="recipe YAML")],
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="output folder (default builds/<name>)")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="override a recipe key: a.b=value")] = None,
-    no_validate: Annotated[bool, typer.Option("--no-validate", help="skip validation")] = False,
+    run_validation: Annotated[
+        bool, typer.Option("--validate/--no-validate", help="validate the build (thresholds gate the exit code)")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as one JSON document")] = False,
+    calib_cache: Annotated[
+        Path | None,
+        typer.Option("--calibration-cache", help="import these ranges if the file exists, else export them there"),
+    ] = None,
+    load_cache: Annotated[
+        Path | None, typer.Option("--load-calibration-cache", help="import the ranges of this cache (must exist)")
+    ] = None,
+    min_shapes: Annotated[str | None, typer.Option("--minShapes", help="as trtexec, e.g. input:1x3x16x16")] = None,
+    opt_shapes: Annotated[str | None, typer.Option("--optShapes", help="as trtexec (tensorrt.opt_shape)")] = None,
+    max_shapes: Annotated[str | None, typer.Option("--maxShapes", help="as trtexec (tensorrt.max_shape)")] = None,
 ) -> None:
     """Calibrate, rewrite and validate: one build folder per recipe.
 
@@ -59,12 +80,26 @@ def build(
     """
     from srdeploy.recipe import load_recipe
 
-    r = load_recipe(recipe, overrides or [])  # before importing torch: recipe errors come back fast
+    shapes = dict(min_shape=min_shapes, opt_shape=opt_shapes, max_shape=max_shapes)
+    overrides = [*(overrides or []), *(f"tensorrt.{k}={v}" for k, v in shapes.items() if v is not None)]
+    r = load_recipe(recipe, overrides)  # before importing torch: recipe errors come back fast
+    from srdeploy.calib.cache import cache_options, write_cache
     from srdeploy.pipeline import build as run_build
-    from srdeploy.progress import RichProgress
 
-    result = run_build(r, out_dir, progress=RichProgress(err), run_validation=not no_validate)
-    _print_summary(result.report)
+    imported, export_to = cache_options(calib_cache, load_cache)
+    with cli_ui.json_stdout(as_json) as emit:
+        result = run_build(r, out_dir, cli_ui.progress(err), run_validation, calibration_cache=imported)
+    if export_to is not None:
+        write_cache(export_to, result.plan)
+        err.print(escape(f"calibration cache written: {export_to}"), soft_wrap=True)
+    if as_json:
+        cache = None if export_to is None else str(export_to)
+        verdict = result.report.get("verdict")
+        emit(dict(build_folder=str(result.out_dir), verdict=verdict, calibration_cache=cache, report=result.report))
+        if result.report.get("verdict") == "fail":
+            raise typer.Exit(1)
+        return
+    cli_ui.print_summary(out, result.report)
     out.print(f"build folder: [bold]{escape(str(result.out_dir))}[/]", soft_wrap=True)
     if result.report.get("verdict") == "fail":
         kept = result.out_dir.with_name(result.out_dir.name.removesuffix(".failed"))
@@ -85,6 +120,7 @@ def validate(
     report_dir: Annotated[
         Path | None, typer.Option("--report", help="report folder (default BUILD.validate beside the build)")
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as one JSON document")] = False,
 ) -> None:
     """Re-validate a build folder against a dataset; non-zero exit when a threshold fails.
 
@@ -92,10 +128,16 @@ def validate(
     """
     from srdeploy.validate.cli_support import validate_folder
 
-    report, paths = validate_folder(
-        build_dir, dataset, max_drop, max_image_drop, min_psnr, min_agreement, max_images, tile, report_dir
-    )
-    _print_summary(report)
+    with cli_ui.json_stdout(as_json) as emit:
+        report, paths = validate_folder(
+            build_dir, dataset, max_drop, max_image_drop, min_psnr, min_agreement, max_images, tile, report_dir
+        )
+    if as_json:
+        emit(dict(verdict=report["verdict"], reports={k: str(p) for k, p in paths.items()}, report=report))
+        if report["verdict"] == "fail":
+            raise typer.Exit(1)
+        return
+    cli_ui.print_summary(out, report)
     out.print(escape(f"reports: {', '.join(str(p) for p in paths.values())}"), soft_wrap=True)
     if report["verdict"] == "fail":
         raise typer.Exit(1)
@@ -104,11 +146,17 @@ def validate(
 @app.command()
 def inspect(
     target: Annotated[Path, typer.Argument(help="build folder or plan.json")],
-    all_layers: Annotated[bool, typer.Option("--all", help="list float layers too")] = True,
+    all_layers: Annotated[bool, typer.Option("--all/--quantized-only", help="list float layers too")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the plan's layers as one JSON document")] = False,
 ) -> None:
     """Per-layer bits, ranges, masks; which tensors are quantized and why others are not."""
-    from srdeploy.inspect import inspect_table
+    from srdeploy.inspect import inspect_data, inspect_table
 
+    if as_json:
+        with cli_ui.json_stdout(True) as emit:
+            data = inspect_data(target, all_layers)
+        emit(data)
+        return
     for table in inspect_table(target, all_layers):
         out.print(table)
 
@@ -132,13 +180,12 @@ def upscale(
     ] = None,
 ) -> None:
     """Upscale an image, or every image in a folder, with a build folder's model."""
-    from srdeploy.progress import RichProgress
     from srdeploy.runtime.cli_upscale import upscale_paths
     from srdeploy.runtime.upscaler import DEFAULT_MAX_MEGAPIXELS
 
     limit = DEFAULT_MAX_MEGAPIXELS if max_megapixels is None else max_megapixels
     summary = upscale_paths(
-        inp, out_path, build_dir, tile, tier, profile, threads, RichProgress(err), max_megapixels=limit, backend=backend
+        inp, out_path, build_dir, tile, tier, profile, threads, cli_ui.progress(err), limit, backend=backend
     )
     # File names can contain brackets, which rich would read as markup.
     out.print(summary.describe(), markup=False, highlight=False)
@@ -181,11 +228,10 @@ def bench_cmd(
     """Latency and LR megapixels/s of every runtime x profile graph of a build, fp32 baselines included."""
     from srdeploy.bench import bench, bench_table
 
-    result = bench(build_dir, size=size, threads=threads, repeats=repeats)
+    with cli_ui.json_stdout(as_json) as emit:
+        result = bench(build_dir, size=size, threads=threads, repeats=repeats)
     if as_json:
-        import json
-
-        typer.echo(json.dumps(result, indent=1))
+        emit(result)
     else:
         out.print(bench_table(result))
 
@@ -193,10 +239,18 @@ def bench_cmd(
 @app.command("lint-trt")
 def lint_trt_cmd(
     model: Annotated[Path, typer.Argument(help="QDQ ONNX for TensorRT, e.g. builds/<name>/trt/model.onnx")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the findings as one JSON document")] = False,
 ) -> None:
     """Check a QDQ ONNX graph against TensorRT 10/11 rules (no TensorRT or GPU needed)."""
-    from srdeploy.passes.lint_trt import lint_trt_main
+    from srdeploy.passes.lint_trt import lint_trt, lint_trt_main
 
+    if as_json:
+        with cli_ui.json_stdout(True) as emit:
+            report = lint_trt(model)
+        emit(report.as_dict())
+        if not report.ok:
+            raise typer.Exit(1)
+        return
     if code := lint_trt_main(model):
         raise typer.Exit(code)
 
@@ -213,34 +267,6 @@ def eval_cmd(
     from srdeploy.validate.fp32_eval import eval_table
 
     out.print(eval_table(model, dataset, max_images, arch, scale))
-
-
-def _print_summary(report: dict) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    if not report.get("summary"):
-        return
-    t = Table(title=escape(f"{report.get('recipe', {}).get('name', '')}: {report.get('dataset')}"))
-    for col in ("execution", "Y-PSNR", "SSIM", "drop vs fp32", "sim agreement (min dB)", "tiers"):
-        t.add_column(col)
-    b = report.get("bicubic", {})
-    t.add_row("bicubic", f"{b.get('psnr_y', 0):.2f}", f"{b.get('ssim_y', 0):.4f}", "", "", "")
-    for s in report["summary"]:
-        t.add_row(
-            escape(s["execution"]),
-            f"{s['psnr_y']:.2f}",
-            f"{s['ssim_y']:.4f}",
-            "" if s["psnr_drop_db"] is None else f"{s['psnr_drop_db']:.3f}",
-            "" if s["agreement_min_db"] is None else f"{s['agreement_min_db']:.1f}",
-            ", ".join(f"{k}:{v}" for k, v in s["tier_usage"].items()),
-        )
-    out.print(t)
-    verdict = str(report.get("verdict", ""))
-    color = "green" if verdict == "pass" else "red"
-    out.print(f"verdict: [bold {color}]{escape(verdict.upper())}[/]")
-    for f in report.get("failures", []):
-        out.print(f"  [red]✗[/] {escape(f)}")
 
 
 def main() -> None:

@@ -50,7 +50,8 @@ def build_engines(recipe: Recipe, folder: BuildFolder, plan: QuantPlan, model: S
         if recipe.tensorrt.required:
             raise BackendUnavailable(
                 f"TensorRT engine required by the recipe, but {caps.reason}",
-                "install srdeploy[tensorrt] on a machine with an NVIDIA GPU, or set tensorrt.required: false",
+                "install srdeploy[tensorrt-cu12] or [tensorrt-cu13] (README: TensorRT) on an NVIDIA GPU machine, "
+                "or set tensorrt.required: false",
             )
         return {"skipped": f"emitted the trt ONNX; no engine built: {caps.reason}"}
     from srdeploy.backends.trt_config import EngineConfig

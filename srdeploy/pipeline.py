@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from srdeploy.buildfolder import BuildFolder, publish_build, write_manifest
+from srdeploy.calib.cache import CalibrationCache
 from srdeploy.engines import build_engines
+from srdeploy.errors import RecipeError
 from srdeploy.progress import Progress, SilentProgress
 from srdeploy.quant.plan import QuantPlan
 from srdeploy.recipe import Recipe
@@ -43,13 +45,24 @@ class BuildResult:
 
 
 def build(
-    recipe: Recipe, out_dir: str | Path | None = None, progress: Progress | None = None, run_validation: bool = True
+    recipe: Recipe,
+    out_dir: str | Path | None = None,
+    progress: Progress | None = None,
+    run_validation: bool = True,
+    calibration_cache: CalibrationCache | None = None,
 ) -> BuildResult:
+    """``calibration_cache`` (calib/cache.read_cache): use its ranges instead of estimating them."""
     progress = progress or SilentProgress()
+    if calibration_cache is not None and recipe.quant.float_budget > 0:
+        raise RecipeError(
+            f"calibration cache {calibration_cache.path} with quant.float_budget > 0: the budget re-calibrates",
+            "set quant.float_budget=0 and list the layers it kept float in quant.exclude (srdeploy inspect shows them)",
+        )
     out = Path(out_dir) if out_dir else Path("builds") / recipe.name
     with publish_build(out, log=progress.log) as staging:  # policy: buildfolder.py docstring
         folder = BuildFolder(staging.root)
         ctx = prepare(recipe, folder.fp32_onnx, progress)
+        ctx.calibration_cache = calibration_cache
         plan = initial_plan(ctx)
         for step in PLAN_STEPS:
             plan = step(ctx, plan)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from srdeploy.trtexec_syntax import parse_shape, translate_keys
 
 
 class _Section(BaseModel):
@@ -102,6 +104,17 @@ class QuantSection(_Section):
     )
     float_min_gain_db: float = Field(0.05, ge=0, description="float_budget: least output-PSNR gain worth a layer")
     sensitivity_patches: int = Field(16, ge=1, le=256, description="calibration patches the sensitivity uses")
+    exclude: tuple[str, ...] = Field((), description="convs kept in float: module paths, node names or op:<OpType>")
+
+    @field_validator("exclude")
+    @classmethod
+    def _exclude_syntax(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in v:
+            if not entry.strip() or entry != entry.strip():
+                raise ValueError(f"entry {entry!r} is empty or has surrounding spaces")
+            if entry.startswith("op:") and not entry[3:].isidentifier():
+                raise ValueError(f"entry {entry!r}: write an ONNX op type after 'op:', e.g. op:Conv")
+        return v
 
     @field_validator("quantize_roles")
     @classmethod
@@ -179,17 +192,28 @@ class ExportSection(_Section):
 Dim = Annotated[int, Field(ge=1, le=65536)]
 
 
+Shape = Annotated[tuple[Dim, Dim, Dim], BeforeValidator(parse_shape)]  # (N, H, W), or trtexec's input:NxCxHxW
+
+
 class TensorRTSection(_Section):
+    """trtexec spellings are accepted too (srdeploy/trtexec_syntax.py): minShapes=input:1x3x16x16, memPoolSize,
+    hardwareCompatibilityLevel, versionCompatible."""
+
     enabled: bool = True
     required: bool = False
-    min_shape: tuple[Dim, Dim, Dim] = (1, 16, 16)  # (N, H, W) of the LR input
-    opt_shape: tuple[Dim, Dim, Dim] = (1, 256, 256)
-    max_shape: tuple[Dim, Dim, Dim] = (4, 720, 1280)
+    min_shape: Shape = (1, 16, 16)  # (N, H, W) of the LR input
+    opt_shape: Shape = (1, 256, 256)
+    max_shape: Shape = (4, 720, 1280)
     workspace_mb: int = Field(4096, ge=64)
     sparse_weights: bool | None = None  # default: on when the plan has 2:4 masks
     hardware_compatibility: Literal["none", "ampere_plus", "same_compute_capability"] = "none"
     version_compatible: bool = False
     timing_cache_dir: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trtexec_keys(cls, data: object) -> object:
+        return translate_keys(data)
 
     @model_validator(mode="after")
     def _ordered(self) -> TensorRTSection:

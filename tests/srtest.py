@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import torch
 
+from srdeploy.calib.exclude import apply_exclusions
 from srdeploy.calib.layers import layer_infos
 from srdeploy.export import export_onnx, residual_add_paths
 from srdeploy.models.base import SRModel
@@ -55,7 +56,7 @@ def recipe(quant: dict | None = None, **sections: object) -> Recipe:
 def context(
     model: SRModel, proto: onnx.ModelProto, graph: GraphInfo, r: Recipe, n: int = 8, size: int = 16
 ) -> BuildContext:
-    layers = layer_infos(model, list(graph.convs), r.quant.quantize_roles)
+    layers = apply_exclusions(layer_infos(model, list(graph.convs), r.quant.quantize_roles), r.quant.exclude, graph)
     return BuildContext(r, model, model, proto, graph, layers, patches(n, size))
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU acceptance check for the TensorRT half of srdeploy. Run on a machine with an NVIDIA GPU, its
-# driver and TensorRT 10 or 11 (pip install 'srdeploy[tensorrt]'; no CUDA build of torch is needed:
-# Polygraphy moves the buffers through the CUDA runtime that TensorRT's wheels bring):
+# driver and TensorRT 10 or 11 (pip install 'srdeploy[tensorrt-cu12]' or '[tensorrt-cu13]' by the driver's
+# CUDA major, see the README; no CUDA build of torch is needed: Polygraphy loads the CUDA runtime itself):
 #
 #   tools/gpu_check.sh            # builds into builds/gpu_check (GPU_CHECK_OUT to change)
 #
@@ -31,7 +31,7 @@ command -v nvidia-smi >/dev/null 2>&1 ||
 nvidia-smi -L >/dev/null 2>&1 ||
   cannot "nvidia-smi lists no GPU: $(nvidia-smi -L 2>&1 | head -n 1)" "check the NVIDIA driver and the GPU"
 "$PY" -c "import tensorrt" >/dev/null 2>&1 ||
-  cannot "tensorrt is not importable with $PY" "pip install 'srdeploy[tensorrt]' (TensorRT 10 or 11)"
+  cannot "tensorrt is not importable with $PY" "pip install 'srdeploy[tensorrt-cu12]' or '[tensorrt-cu13]' (README: TensorRT)"
 WHY=$("$PY" -c "from srdeploy.backends.tensorrt import capabilities as c; k = c(); print('' if k.available else k.reason)" 2>&1)
 [ -z "$WHY" ] || cannot "$WHY" "see the reason above (srdeploy.backends.tensorrt.capabilities)"
 

@@ -51,7 +51,8 @@ BACKENDS: dict[str, BackendSpec] = {
             "TrtRunner",
             "engine",
             "TensorRT engines on an NVIDIA GPU (unverified here: no TensorRT on the development machines)",
-            "pip install 'srdeploy[tensorrt]' on a machine with an NVIDIA GPU",
+            "pip install 'srdeploy[tensorrt-cu12]' (or [tensorrt-cu13]; README: TensorRT) "
+            "on a machine with an NVIDIA GPU",
         ),
     )
 }

@@ -46,7 +46,10 @@ from srdeploy.errors import BackendUnavailable
 from srdeploy.fsutil import atomic_write_bytes, atomic_write_text
 from srdeploy.interrupts import reraise_pending
 
-INSTALL_HINT = "install srdeploy[tensorrt] (TensorRT 10 or 11) on a machine with an NVIDIA GPU and its driver"
+INSTALL_HINT = (
+    "install srdeploy[tensorrt-cu12] or [tensorrt-cu13] by the driver's CUDA major (README: TensorRT) "
+    "on a machine with an NVIDIA GPU and its driver"
+)
 
 
 @dataclass(frozen=True)

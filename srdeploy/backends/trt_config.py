@@ -127,7 +127,8 @@ class EngineConfig:
         if trt_major not in SUPPORTED_MAJORS:
             raise BackendUnavailable(
                 f"TensorRT {trt_version or trt_major} is not supported (srdeploy builds with TensorRT 10 or 11)",
-                "install srdeploy[tensorrt] (TensorRT >= 10) on a machine with an NVIDIA GPU",
+                "install srdeploy[tensorrt-cu12] or [tensorrt-cu13] (TensorRT >= 10; README: TensorRT) "
+                "on a machine with an NVIDIA GPU",
             )
         level = HARDWARE_LEVELS.get(self.hardware_compatibility)
         if level is None:

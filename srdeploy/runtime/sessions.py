@@ -157,7 +157,8 @@ def resolve_providers(providers: Sequence[Provider] | None, profile: str) -> lis
     if missing:
         raise BackendUnavailable(
             f"execution provider(s) {', '.join(missing)} not available (this onnxruntime has {', '.join(available)})",
-            "install onnxruntime-gpu (pip install 'srdeploy[gpu]') with a matching CUDA, or pass providers=['auto']",
+            "replace onnxruntime by onnxruntime-gpu (pip uninstall -y onnxruntime && pip install onnxruntime-gpu) "
+            "with a matching CUDA, or pass providers=['auto']",
         )
     return list(providers)
 

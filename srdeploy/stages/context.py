@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from srdeploy.calib.exclude import apply_exclusions
 from srdeploy.calib.layers import layer_infos
 from srdeploy.data.coverage import calibration_warnings
 from srdeploy.data.sets import lr_patches, patch_source_count
@@ -40,6 +41,7 @@ class BuildContext:
     progress: Progress = field(default_factory=SilentProgress)
     reports: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    calibration_cache: Any = None  # calib/cache.CalibrationCache: imported ranges, no range estimation
 
     @contextmanager
     def stage(self, key: str, title: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
@@ -73,6 +75,7 @@ def prepare(recipe: Recipe, fp32_path: Path, progress: Progress | None = None) -
         fp32 = onnx.load(str(fp32_path))
         graph = analyze(fp32, residual_add_paths(model.module))
         layers = layer_infos(model, list(graph.convs), recipe.quant.quantize_roles)
+        layers = apply_exclusions(layers, recipe.quant.exclude, graph)
     seconds["prepare"] = time.perf_counter() - t0
     ctx = BuildContext(recipe, loaded, model, fp32, graph, layers, patches, progress, seconds=seconds)
     if warnings:

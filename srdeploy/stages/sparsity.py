@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from srdeploy.calib.exclude import apply_exclusions
 from srdeploy.calib.layers import layer_infos
 from srdeploy.quant.apply import apply_plan
 from srdeploy.quant.plan import QuantPlan
@@ -21,9 +22,9 @@ def sparsity_step(ctx: BuildContext, plan: QuantPlan) -> QuantPlan:
         plan = replace(plan, structure=structure)
         pruned = replace(ctx.model, module=apply_plan(ctx.model.module, plan))
         if structure:  # the deployed convs are smaller: their facts (channels, MACs) change
-            plan = replace(
-                plan, layers=layer_infos(pruned, [x.weight for x in plan.layers], ctx.recipe.quant.quantize_roles)
-            )
+            q = ctx.recipe.quant
+            layers = layer_infos(pruned, [x.weight for x in plan.layers], q.quantize_roles)
+            plan = replace(plan, layers=apply_exclusions(layers, q.exclude, ctx.graph))
         masks, mask_report = choose_masks(pruned, plan.layers, ctx.patches, cfg, ctx.recipe.seed)
     ctx.reports["sparsity"] = sparsity_summary(structure_report, mask_report)
     ctx.reports["sparsity_full"] = {"structure": structure_report, "masks": mask_report}

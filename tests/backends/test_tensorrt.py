@@ -42,7 +42,7 @@ def test_import_loads_neither_tensorrt_nor_polygraphy_trt_nor_cuda_nor_torch() -
 def test_capabilities_name_the_missing_tensorrt_module_and_the_install() -> None:
     caps = backend.capabilities()
     assert not caps.available and not (caps.int8 or caps.fp16 or caps.sparse_2of4)
-    assert "tensorrt module is not importable" in caps.reason and "srdeploy[tensorrt]" in caps.reason
+    assert "tensorrt module is not importable" in caps.reason and "srdeploy[tensorrt-cu12]" in caps.reason
     assert "NVIDIA GPU" in caps.reason
 
 

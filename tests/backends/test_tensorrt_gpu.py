@@ -42,7 +42,8 @@ API_NAMES = {
 
 
 def _trt() -> Any:
-    return pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install 'srdeploy[tensorrt]')")
+    why = "TensorRT is not installed (pip install 'srdeploy[tensorrt-cu12]' or '[tensorrt-cu13]', README: TensorRT)"
+    return pytest.importorskip("tensorrt", reason=why)
 
 
 def test_api_names_exist() -> None:

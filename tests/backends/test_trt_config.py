@@ -89,7 +89,7 @@ def test_builder_settings_tensorrt_11_needs_no_creation_flag() -> None:
 
 @pytest.mark.parametrize("major", [8, 9, 12])
 def test_unsupported_major_is_refused(major: int) -> None:
-    with pytest.raises(BackendUnavailable, match=r"srdeploy\[tensorrt\]"):
+    with pytest.raises(BackendUnavailable, match=r"srdeploy\[tensorrt-cu12\] or \[tensorrt-cu13\]"):
         EngineConfig.from_recipe(TensorRTSection(), False).builder_settings(major, f"{major}.0.0")
 
 
