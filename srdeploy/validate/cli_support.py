@@ -81,6 +81,16 @@ def _thresholds(recipe: Any, cli: dict[str, float | None]) -> Thresholds:
     return recipe.validate_.thresholds.model_copy(update={k: v for k, v in cli.items() if v is not None})
 
 
+def _check_report_dir(folder: Any, report_dir: Path, check: Any) -> None:
+    """The report folder is outside the build and replaceable: refused before the slow part."""
+    absolute, root = Path(os.path.abspath(report_dir)), Path(os.path.abspath(folder.root))
+    if absolute == root or root in absolute.parents:
+        raise BuildFolderError(
+            f"report folder {report_dir} is the build folder or inside it", "pass a --report folder outside the build"
+        )
+    check(absolute)
+
+
 def validate_folder(
     build_dir: Path,
     dataset: str | None = None,
@@ -99,12 +109,7 @@ def validate_folder(
     folder, manifest = _open_build(build_dir)
     report_dir = Path(report_dir) if report_dir is not None else default_report_dir(folder.root)
     check = partial(check_replaceable, kind="validate-report")
-    absolute, root = Path(os.path.abspath(report_dir)), Path(os.path.abspath(folder.root))
-    if absolute == root or root in absolute.parents:
-        raise BuildFolderError(
-            f"report folder {report_dir} is the build folder or inside it", "pass a --report folder outside the build"
-        )
-    check(absolute)  # refuse before the slow part
+    _check_report_dir(folder, report_dir, check)
     recipe, model, plan = _load_checked(folder)
     cli = dict(
         max_psnr_drop_db=max_drop,
