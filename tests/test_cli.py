@@ -72,6 +72,7 @@ def test_build_writes_the_documented_layout(built: Path) -> None:
         "plan.npz",
         "report.json",
         "report.md",
+        "report.html",
         "recipe.yaml",
         "tiers.json",
         "manifest.json",

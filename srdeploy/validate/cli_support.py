@@ -77,6 +77,35 @@ def isa_change_note(folder: BuildFolder) -> str | None:
     )
 
 
+# sections the build recorded in its report.json, carried into validate.md (fusion is measured again here)
+BUILD_SECTIONS = ("lint", "tensorrt", "sparsity", "equalization", "refinement", "passes")
+
+
+def build_sections(folder: BuildFolder, plan: Any) -> dict[str, Any]:
+    """Artifacts, the build's lint / TensorRT / pass records, and ONNX Runtime fusion on this machine."""
+    import json
+
+    from srdeploy.stages.validation import fusion_sections
+
+    try:
+        recorded = json.loads((folder.root / "report.json").read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    recorded = recorded if isinstance(recorded, dict) else {}
+    out: dict[str, Any] = {"artifacts": file_sizes(folder.root)}
+    out.update({k: recorded[k] for k in BUILD_SECTIONS if recorded.get(k)})
+    return {**out, **fusion_sections(folder, plan)}
+
+
+def _header(recipe: Any, model: Any, dataset: str, folder: BuildFolder, manifest: dict[str, Any]) -> dict[str, Any]:
+    return dict(
+        recipe=dict(name=recipe.name, digest=recipe.digest),
+        model=dict(name=model.name, arch=model.arch, scale=model.scale),
+        dataset=dataset,
+        build=dict(path=str(folder.root), srdeploy_version=manifest.get("srdeploy_version")),
+    )
+
+
 def _thresholds(recipe: Any, cli: dict[str, float | None]) -> Thresholds:
     return recipe.validate_.thresholds.model_copy(update={k: v for k, v in cli.items() if v is not None})
 
@@ -114,12 +143,7 @@ def validate_folder(
     )
     dataset = dataset or recipe.validate_.dataset
     pairs = load_pairs(dataset, model.scale, max_images or recipe.validate_.max_images)
-    header = dict(
-        recipe=dict(name=recipe.name, digest=recipe.digest),
-        model=dict(name=model.name, arch=model.arch, scale=model.scale),
-        dataset=dataset,
-        build=dict(path=str(folder.root), srdeploy_version=manifest.get("srdeploy_version")),
-    )
+    header = _header(recipe, model, dataset, folder, manifest)
     isa_note = isa_change_note(folder)
     with atomic_folder(report_dir, check=check) as tmp:
         report, _ = validate(
@@ -134,7 +158,7 @@ def validate_folder(
             overlap=recipe.validate_.tile_overlap,
             # An absolute folder: validate() joins it to the build root, which keeps it as given.
             visuals=str(tmp / IMAGES),
-            extra_sections={"artifacts": file_sizes(folder.root)},
+            extra_sections=build_sections(folder, plan),
             progress=progress,
         )
         report["visuals"] = {k: f"{IMAGES}/{Path(v).name}" for k, v in report.get("visuals", {}).items()}

@@ -15,6 +15,7 @@ from srdeploy.backends.base import Runner, TorchRunner
 from srdeploy.backends.registry import capabilities, get_backend, make_runner
 from srdeploy.buildfolder import BuildFolder
 from srdeploy.data.sets import SRPair
+from srdeploy.errors import SrdeployError
 from srdeploy.machine import machine_info
 from srdeploy.models.base import SRModel
 from srdeploy.profiles import get_profile
@@ -23,7 +24,9 @@ from srdeploy.quant.simulate import simulate
 from srdeploy.recipe import Thresholds
 from srdeploy.validate import cost
 from srdeploy.validate.compare import Comparison, Execution, compare
-from srdeploy.validate.report import build_report, render_junit, render_markdown
+from srdeploy.validate.report import applicable_notes, build_report, render_junit
+from srdeploy.validate.report_html import render_html
+from srdeploy.validate.report_md import render_markdown
 from srdeploy.validate.verdict import check
 
 
@@ -89,10 +92,12 @@ def write_reports(root: Path, report: Mapping[str, Any], stem: str = "report") -
     paths = {
         "json": root / f"{stem}.json",
         "md": root / f"{stem}.md",
+        "html": root / f"{stem}.html",
         "junit": root / f"{stem}.junit.xml",
     }
     atomic_write_text(paths["json"], json.dumps(report, indent=1, sort_keys=False) + "\n")
     atomic_write_text(paths["md"], render_markdown(report))
+    atomic_write_text(paths["html"], render_html(report, root))
     atomic_write_text(paths["junit"], render_junit(report))
     return paths
 
@@ -133,8 +138,10 @@ def validate(
         failures=failures,
         extra={
             "quantization": quantization_summary(plan, model, usage, calibration_seconds),
+            "categories": image_categories_of(header.get("dataset"), pairs),
             **dict(extra_sections or {}),
         },
+        notes=applicable_notes(plan),
     )
     if visuals:
         from srdeploy.validate.compare import make_router, run_execution
@@ -148,6 +155,18 @@ def validate(
         images = write_visuals(folder.root / visuals, plan, comparison, executions, pairs, model.scale, run)
         report["visuals"] = {k: f"{visuals}/{v}" for k, v in images.items()}
     return report, comparison
+
+
+def image_categories_of(dataset: Any, pairs: Sequence[SRPair]) -> dict[str, str]:
+    """Evaluated image -> content category (categories.json of the set; 'uncategorised' otherwise)."""
+    from srdeploy.data.categories import UNCATEGORISED
+    from srdeploy.data.sets import image_categories
+
+    try:
+        cats = image_categories(dataset) if dataset is not None else {}
+    except (SrdeployError, OSError):
+        cats = {}
+    return {p.name: cats.get(p.name, UNCATEGORISED) for p in pairs}
 
 
 def file_sizes(root: Path) -> dict[str, int]:
