@@ -27,12 +27,12 @@ def test_margins_are_value_against_limit(good_build: Path) -> None:
     report = _report(good_build)
     checks = threshold_checks(report)
     assert checks, "the battery recipe sets thresholds"
-    by = {s["execution"]: s for s in report["summary"]}
+    by, limits = {s["execution"]: s for s in report["summary"]}, report["thresholds"]
     for c in checks:
         if c.threshold == "max_psnr_drop_db":
-            assert c.margin == pytest.approx(report["thresholds"]["max_psnr_drop_db"] - by[c.execution]["psnr_drop_db"])
+            assert c.margin == pytest.approx(limits["max_psnr_drop_db"] - by[c.execution]["psnr_drop_db"])
         if c.threshold == "min_agreement_db":
-            assert c.margin == pytest.approx(by[c.execution]["agreement_min_db"] - report["thresholds"]["min_agreement_db"])
+            assert c.margin == pytest.approx(by[c.execution]["agreement_min_db"] - limits["min_agreement_db"])
         assert c.passed
     md = (good_build / "report.md").read_text()
     assert "| threshold | value | margin |" in md

@@ -46,7 +46,8 @@ def test_every_image_of_the_html_report_loads(good_build: Path, tmp_path: Path) 
 
 def test_html_report_screenshot(good_build: Path, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
-    res = chromium("--window-size=1280,2400", f"--screenshot={shot}", (good_build / "report.html").as_uri(), cwd=tmp_path)
+    page = (good_build / "report.html").as_uri()
+    res = chromium("--window-size=1280,2400", f"--screenshot={shot}", page, cwd=tmp_path)
     assert shot.is_file(), res.stderr[-2000:]
     from PIL import Image
 
