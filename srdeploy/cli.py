@@ -90,10 +90,12 @@ def validate(
 
     The build folder is only read; reports go to --report DIR (default BUILD.validate/).
     """
+    from srdeploy.progress import RichProgress
     from srdeploy.validate.cli_support import validate_folder
 
+    bar = RichProgress(err)
     report, paths = validate_folder(
-        build_dir, dataset, max_drop, max_image_drop, min_psnr, min_agreement, max_images, tile, report_dir
+        build_dir, dataset, max_drop, max_image_drop, min_psnr, min_agreement, max_images, tile, report_dir, bar
     )
     _print_summary(report)
     out.print(escape(f"reports: {', '.join(str(p) for p in paths.values())}"), soft_wrap=True)
@@ -210,9 +212,10 @@ def eval_cmd(
     scale: Annotated[int | None, typer.Option("--scale", help="for multi-scale checkpoints")] = None,
 ) -> None:
     """fp32 model vs bicubic, per image and mean (Y-PSNR / SSIM, shave = scale)."""
+    from srdeploy.progress import RichProgress
     from srdeploy.validate.fp32_eval import eval_table
 
-    out.print(eval_table(model, dataset, max_images, arch, scale))
+    out.print(eval_table(model, dataset, max_images, arch, scale, progress=RichProgress(err)))
 
 
 def _print_summary(report: dict) -> None:

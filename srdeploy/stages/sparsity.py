@@ -8,7 +8,7 @@ from typing import Any
 from srdeploy.calib.layers import layer_infos
 from srdeploy.quant.apply import apply_plan
 from srdeploy.quant.plan import QuantPlan
-from srdeploy.sparsity.api import choose_masks, choose_structure
+from srdeploy.sparsity.api import MASK_STEPS, choose_masks, choose_structure
 from srdeploy.stages.context import BuildContext
 
 
@@ -16,15 +16,18 @@ def sparsity_step(ctx: BuildContext, plan: QuantPlan) -> QuantPlan:
     cfg = ctx.recipe.sparsity
     if cfg.policy == "none":
         return plan
-    with ctx.stage("sparsity", f"sparsity ({cfg.policy})"):
+    with ctx.stage("sparsity", f"sparsity ({cfg.policy})", total=1 + MASK_STEPS) as advance:
         structure, structure_report = choose_structure(ctx.loaded, cfg)
+        advance(1)
         plan = replace(plan, structure=structure)
         pruned = replace(ctx.model, module=apply_plan(ctx.model.module, plan))
         if structure:  # the deployed convs are smaller: their facts (channels, MACs) change
             plan = replace(
                 plan, layers=layer_infos(pruned, [x.weight for x in plan.layers], ctx.recipe.quant.quantize_roles)
             )
-        masks, mask_report = choose_masks(pruned, plan.layers, ctx.patches, cfg, ctx.recipe.seed)
+        masks, mask_report = choose_masks(
+            pruned, plan.layers, ctx.patches, cfg, ctx.recipe.seed, lambda k: advance(1 + k)
+        )
     ctx.reports["sparsity"] = sparsity_summary(structure_report, mask_report)
     ctx.reports["sparsity_full"] = {"structure": structure_report, "masks": mask_report}
     return replace(plan, masks=masks)

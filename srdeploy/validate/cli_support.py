@@ -18,9 +18,10 @@ from srdeploy.data.sets import load_pairs
 from srdeploy.errors import BuildFolderError, DataError
 from srdeploy.fsutil import atomic_folder
 from srdeploy.models.deploy_form import load_deploy_model
+from srdeploy.progress import Progress, SilentProgress
 from srdeploy.quant.plan_io import check_plan_fits, load_plan
 from srdeploy.recipe import Thresholds, load_recipe
-from srdeploy.validate.run import file_sizes, validate, write_reports
+from srdeploy.validate.run import file_sizes, validate, validate_steps, write_reports
 
 REPORT_SUFFIX = ".validate"
 REPORT_STEM = "validate"
@@ -120,7 +121,7 @@ def validate_folder(
     max_images: int | None = None,
     tile: int | None = None,
     report_dir: Path | None = None,
-    progress: Any | None = None,
+    progress: Progress | None = None,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Validate ``build_dir`` (read only); write reports into ``report_dir`` (default BUILD.validate)."""
     if max_images is not None and max_images < 1:
@@ -145,7 +146,8 @@ def validate_folder(
     pairs = load_pairs(dataset, model.scale, max_images or recipe.validate_.max_images)
     header = _header(recipe, model, dataset, folder, manifest)
     isa_note = isa_change_note(folder)
-    with atomic_folder(report_dir, check=check) as tmp:
+    stage = (progress or SilentProgress()).stage(f"validate {len(pairs)} image(s)", total=validate_steps(pairs))
+    with atomic_folder(report_dir, check=check) as tmp, stage as advance:
         report, _ = validate(
             folder,
             model,
@@ -159,7 +161,7 @@ def validate_folder(
             # An absolute folder: validate() joins it to the build root, which keeps it as given.
             visuals=str(tmp / IMAGES),
             extra_sections=build_sections(folder, plan),
-            progress=progress,
+            progress=advance,
         )
         report["visuals"] = {k: f"{IMAGES}/{Path(v).name}" for k, v in report.get("visuals", {}).items()}
         if isa_note:

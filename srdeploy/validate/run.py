@@ -29,6 +29,8 @@ from srdeploy.validate.report_html import render_html
 from srdeploy.validate.report_md import render_markdown
 from srdeploy.validate.verdict import check
 
+VISUAL_IMAGES = 3  # crop strips drawn (the worst images)
+
 
 def backend_runners(backend: str, folder: BuildFolder, profile: str, threads: int) -> dict[int, Runner]:
     """tier -> runner of ``backend`` for ``profile``'s artifacts in the folder; {} where it cannot run here."""
@@ -102,6 +104,11 @@ def write_reports(root: Path, report: Mapping[str, Any], stem: str = "report") -
     return paths
 
 
+def validate_steps(pairs: Sequence[SRPair], visuals: bool = True) -> int:
+    """Progress steps of ``validate``: one per image compared, one per crop strip drawn."""
+    return len(pairs) + (min(VISUAL_IMAGES, len(pairs)) if visuals else 0)
+
+
 def validate(
     folder: BuildFolder,
     model: SRModel,
@@ -152,7 +159,11 @@ def validate(
         def run(ex: Execution, lr: np.ndarray) -> np.ndarray:
             return run_execution(ex, lr, model.scale, router, tile, overlap)[0]
 
-        images = write_visuals(folder.root / visuals, plan, comparison, executions, pairs, model.scale, run)
+        def crops_done(k: int) -> None:
+            if progress:
+                progress(len(pairs) + k)
+
+        images = write_visuals(folder.root / visuals, plan, comparison, executions, pairs, model.scale, run, crops_done)
         report["visuals"] = {k: f"{visuals}/{v}" for k, v in images.items()}
     return report, comparison
 

@@ -44,6 +44,7 @@ def write_visuals(
     pairs: Sequence[SRPair],
     scale: int,
     run: Callable[[Execution, np.ndarray], np.ndarray],
+    done: Callable[[int], None] | None = None,
     count: int = 3,
 ) -> dict[str, str]:
     """Write the PNGs into ``folder``; returns name -> relative path for the report."""
@@ -52,10 +53,12 @@ def write_visuals(
     deployments = [e.name for e in executions if e.kind == "deployment"]
     by_name = {p.name: p for p in pairs}
     by_exec = {e.name: e for e in executions}
-    for image in worst_images(comparison, deployments, count):
+    for k, image in enumerate(worst_images(comparison, deployments, count)):
         pair = by_name[image]
         names = ["fp32", *_worst_first(comparison, image, deployments)]
         outputs = {n: run(by_exec[n], pair.lr) for n in names if n in by_exec}
         p = crop_strip(pair, scale, outputs, folder / f"crops-{image}.png")
         out[f"crops-{image}"] = p.name
+        if done:
+            done(k + 1)
     return out
