@@ -172,6 +172,8 @@ def test_adaptive_daq_refined_build_with_tiles(workspace: Path) -> None:
     assert report["quantization"]["fab"] is not None
     md = (root / "report.md").read_text()  # several tiers: tier columns, and the sub-8-bit note applies
     assert "tiers used" in md and "Sub-8-bit layers are emulated" in md
+    accuracy = md.split("## Accuracy")[1].split("\n\n")[1].splitlines()
+    assert len({line.count("|") for line in accuracy}) == 1, accuracy  # bicubic row included
     # INT4 weights in the ort files (opset 21), int8 containers in the trt files
     import onnx
 

@@ -75,6 +75,8 @@ def summary_blocks(report: Mapping[str, Any]) -> list[Block]:
     columns = ["execution", "Y-PSNR", "SSIM", "RGB PSNR", "drop vs fp32", "PSNR vs fp32", "sim agreement (min dB)"]
     b = report.get("bicubic", {})
     rows: list[list[Any]] = [["bicubic", b.get("psnr_y"), b.get("ssim_y"), None, None, None, None]]
+    if tiered:
+        rows[0].append(None)
     for s in report.get("summary", []):
         rows.append(
             [

@@ -19,6 +19,11 @@ from srdeploy.validate.report import EMULATION_NOTE, applicable_notes
 from srdeploy.validate.report_facts import threshold_checks
 
 
+def table_widths(md: str) -> set[int]:
+    """Cell counts of every Markdown table line (escaped pipes are not separators)."""
+    return {len(line.replace("\\|", "").split("|")) for line in md.splitlines() if line.startswith("|")}
+
+
 def _report(build: Path) -> dict:
     return json.loads((build / "report.json").read_text())
 
@@ -45,6 +50,8 @@ def test_markdown_has_no_json_and_no_tier_noise_on_one_tier(good_build: Path) ->
     report = _report(good_build)
     assert len(report["quantization"]["tiers"]) == 1
     assert "```" not in md and '{"' not in md and '\\"' not in md
+    for block in md.split("\n\n"):
+        assert len(table_widths(block)) <= 1, block  # every row of a table has the header's cells
     for section in ("## Accuracy", "## Per image"):
         body = md.split(section)[1].split("\n## ")[0]
         assert "tier" not in body and "0:" not in body, section
