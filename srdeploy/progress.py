@@ -79,7 +79,7 @@ class RichProgress:
             handle = Stage()
             yield handle
         else:
-            with self._bar() as bar:
+            with self._bar(total is not None) as bar:
                 task = bar.add_task(title, total=total)
                 handle = Stage(lambda n: bar.update(task, completed=n))
                 yield handle
@@ -88,7 +88,8 @@ class RichProgress:
         elif not self.quiet:
             self.console.print(f"[green]✓[/] {_escape(title)} [dim]({time.perf_counter() - t0:.1f} s)[/]")
 
-    def _bar(self):
+    def _bar(self, counted: bool):
+        """Percentage, steps and ETA where the stage has a step count; elapsed time only where it has none."""
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -99,17 +100,10 @@ class RichProgress:
         )
         from rich.progress import Progress as RP
 
-        return RP(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=self.console,
-            transient=True,
-        )
+        counts = (TaskProgressColumn(), MofNCompleteColumn()) if counted else ()
+        eta = (TextColumn("ETA"), TimeRemainingColumn()) if counted else ()
+        columns = (TextColumn("{task.description}"), BarColumn(), *counts, TimeElapsedColumn(), *eta)
+        return RP(*columns, console=self.console, transient=True)
 
     def skip(self, title: str, why: str) -> None:
         if not self.quiet:
