@@ -1,7 +1,7 @@
 """build(recipe) -> BuildResult: the chain of docs/ARCHITECTURE.md, and nothing else.
 
     prepare (model as trained, patches, fp32.onnx, graph analysis, layer facts)
-    -> plan steps: sparsity -> equalize -> calibrate -> refine          (each QuantPlan -> QuantPlan)
+    -> plan steps: sparsity -> equalize -> calibrate -> precision -> refine          (each QuantPlan -> QuantPlan)
     -> emit every profile x tier -> TensorRT engines -> files -> validate
 The output folder is built under a temporary name and appears complete or not at all.
 """
@@ -22,11 +22,12 @@ from srdeploy.stages.context import BuildContext, initial_plan, prepare
 from srdeploy.stages.emit import emit_all, emit_inputs
 from srdeploy.stages.equalize import equalize_step
 from srdeploy.stages.outputs import report_header, write_build_files
+from srdeploy.stages.precision import precision_step
 from srdeploy.stages.refine import refine_step
 from srdeploy.stages.sparsity import sparsity_step
 from srdeploy.stages.validation import validate_build
 
-PLAN_STEPS = (sparsity_step, equalize_step, calibrate_step, refine_step)
+PLAN_STEPS = (sparsity_step, equalize_step, calibrate_step, precision_step, refine_step)
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,11 @@ class QuantSection(_Section):
     adaptive: AdaptiveSection = AdaptiveSection()
     refine: RefineSection = RefineSection()
     int4_weights: bool = Field(True, description="ort profile: store <=4-bit weights as INT4 (opset 21)")
+    float_budget: float = Field(
+        0.0, ge=0, le=1, description="share of quantized MACs that may stay float where sensitivity says it pays"
+    )
+    float_min_gain_db: float = Field(0.05, ge=0, description="float_budget: least output-PSNR gain worth a layer")
+    sensitivity_patches: int = Field(16, ge=1, le=256, description="calibration patches the sensitivity uses")
 
     @field_validator("quantize_roles")
     @classmethod

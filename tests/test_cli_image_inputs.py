@@ -68,7 +68,7 @@ FOLDERS: dict[str, tuple[Callable[[Path], Path], list[str]]] = {
     "zero-byte png": (_zero_bytes, ["cannot read image", "zero.png"]),
     "decompression bomb": (_bomb, ["huge.png", "too large to read safely"]),
     "bomb below the hard limit": (_bomb_warning_size, ["large.png", "too large to read safely"]),
-    "too small for the patches": (_tiny_images, ["large enough", "16x16 LR patches"]),
+    "too small for the patches": (_tiny_images, ["smaller than one 16x16 LR patch", "set calib.patch_size"]),
     "no images": (_empty, ["no images in"]),
 }
 

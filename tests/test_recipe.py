@@ -66,3 +66,14 @@ def test_resolved_recipe_round_trips(tmp_path: Path) -> None:
     r = load_recipe(write(tmp_path, "model: {name: edsr_baseline_x4}\nvalidate: {dataset: eval}\n"))
     again = load_recipe(write(tmp_path, r.to_yaml()))
     assert again == r and again.digest == r.digest
+
+
+def test_every_bundled_recipe_gates_the_worst_image() -> None:
+    """Issue 12: a mean hides the image that breaks; every bundled recipe gates the worst one too."""
+    recipes = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
+    assert len(recipes) >= 9
+    for path in recipes:
+        t = load_recipe(path).validate_.thresholds
+        assert t.max_image_psnr_drop_db is not None, f"{path.name}: no validate.thresholds.max_image_psnr_drop_db"
+        if t.max_psnr_drop_db is not None:
+            assert t.max_image_psnr_drop_db >= t.max_psnr_drop_db, path.name

@@ -34,8 +34,8 @@ from srdeploy.backends.openvino import OpenVinoRunner
 from srdeploy.backends.ort import OrtRunner
 from srdeploy.bench import interleaved_ms, machine_info
 from srdeploy.data.sets import load_pairs, lr_patches
-from srdeploy.stages.context import calib_source
 from srdeploy.recipe import load_recipe
+from srdeploy.stages.context import calib_source
 from srdeploy.validate.metrics import psnr_y
 
 Infer = Callable[[np.ndarray], np.ndarray]

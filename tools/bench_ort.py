@@ -25,8 +25,8 @@ from srdeploy.backends.ort import OrtRunner, fusion_report
 from srdeploy.data.sets import load_pairs, lr_patches
 from srdeploy.models.deploy_form import load_deploy_model
 from srdeploy.pipeline import build
-from srdeploy.stages.context import calib_source
 from srdeploy.recipe import load_recipe
+from srdeploy.stages.context import calib_source
 
 
 def quantize_static_peer(fp32: Path, out: Path, patches: np.ndarray, method: str) -> tuple[Path, float]:

@@ -20,6 +20,7 @@ import numpy as np
 from srdeploy.backends.base import Capabilities
 from srdeploy.errors import BackendUnavailable, SrdeployError
 from srdeploy.interrupts import reraise_pending
+from srdeploy.sigstack import keep_signal_stack
 
 INSTALL_HINT = "pip install 'srdeploy[openvino]'"
 PRECISIONS = ("f32", "bf16", "f16")
@@ -38,7 +39,8 @@ def _import_openvino() -> Any:
 def capabilities() -> Capabilities:
     try:
         ov = _import_openvino()
-        devices = ov.Core().available_devices
+        with keep_signal_stack():
+            devices = ov.Core().available_devices
     except BackendUnavailable as exc:
         return Capabilities("openvino", False, str(exc))
     except Exception as exc:  # a broken install raises its own types at Core()
@@ -95,22 +97,24 @@ class OpenVinoRunner:
         if self._request is not None:
             return self
         ov = _import_openvino()
-        core = ov.Core()
         try:
-            model = core.read_model(str(self.path))
-            self._compiled = core.compile_model(model, "CPU", self.config)
+            with keep_signal_stack():
+                core = ov.Core()
+                model = core.read_model(str(self.path))
+                self._compiled = core.compile_model(model, "CPU", self.config)
+                self._request = self._compiled.create_infer_request()
         except Exception as exc:
             raise BackendUnavailable(
                 f"OpenVINO cannot load {self.path}: {str(exc).strip().splitlines()[0][:200]}",
                 "check that the file is a complete srdeploy output (rebuild it if it was truncated) "
                 f"and that OpenVINO is recent ({INSTALL_HINT})",
             ) from exc
-        self._request = self._compiled.create_infer_request()
         return self
 
     def deactivate(self) -> None:
-        self._request = None
-        self._compiled = None
+        with keep_signal_stack():
+            self._request = None
+            self._compiled = None
 
     def __enter__(self) -> OpenVinoRunner:
         return self.activate()
@@ -127,7 +131,8 @@ class OpenVinoRunner:
         if x.ndim != 4 or x.shape[1] != 3:
             raise SrdeployError(f"input of shape {tuple(x.shape)} is not (N,3,H,W)", "pass NCHW RGB float32 batches")
         self.activate()
-        result = self._request.infer([np.ascontiguousarray(x, dtype=np.float32)])
+        with keep_signal_stack():
+            result = self._request.infer([np.ascontiguousarray(x, dtype=np.float32)])
         # The request reuses its output buffer on the next call: copy it out.
         return np.array(result[0], dtype=np.float32, copy=True)
 

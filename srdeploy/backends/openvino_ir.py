@@ -13,6 +13,7 @@ from pathlib import Path
 
 from srdeploy.backends.openvino import _import_openvino
 from srdeploy.errors import BackendUnavailable, SrdeployError
+from srdeploy.sigstack import keep_signal_stack
 
 
 def onnx_to_ir(onnx_path: str | os.PathLike[str], xml_path: str | os.PathLike[str]) -> Path:
@@ -29,7 +30,8 @@ def onnx_to_ir(onnx_path: str | os.PathLike[str], xml_path: str | os.PathLike[st
         raise SrdeployError(f"IR path {xml_path} does not end in .xml", "name it like openvino/model.xml")
     ov = _import_openvino()
     try:
-        model = ov.convert_model(str(onnx_path))
+        with keep_signal_stack():
+            model = ov.convert_model(str(onnx_path))
     except Exception as exc:
         raise BackendUnavailable(
             f"OpenVINO cannot convert {onnx_path}: {str(exc).strip().splitlines()[0][:200]}",
@@ -38,7 +40,9 @@ def onnx_to_ir(onnx_path: str | os.PathLike[str], xml_path: str | os.PathLike[st
     xml_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=xml_path.parent, prefix=".ir-") as tmp:
         tmp_xml = Path(tmp) / xml_path.name
-        ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
+        with keep_signal_stack():
+            ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
+            del model
         # The reader looks for the .xml, then its .bin: move the .bin first.
         os.replace(tmp_xml.with_suffix(".bin"), xml_path.with_suffix(".bin"))
         os.replace(tmp_xml, xml_path)

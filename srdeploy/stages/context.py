@@ -16,7 +16,8 @@ import numpy as np
 import onnx
 
 from srdeploy.calib.layers import layer_infos
-from srdeploy.data.sets import lr_patches
+from srdeploy.data.coverage import calibration_warnings
+from srdeploy.data.sets import lr_patches, patch_source_count
 from srdeploy.export import export_onnx, residual_add_paths
 from srdeploy.models.base import SRModel
 from srdeploy.models.deploy_form import load_for_recipe, to_deploy_form
@@ -64,13 +65,25 @@ def prepare(recipe: Recipe, fp32_path: Path, progress: Progress | None = None) -
         patches = lr_patches(
             calib_source(recipe), model.scale, recipe.calib.patch_size, recipe.calib.patches, recipe.seed
         )
+        warnings = coverage_warnings(recipe, patches, model.scale)
+    for line in warnings:
+        progress.log(f"warning: {line}")
     with progress.stage("export fp32 ONNX"):
         export_onnx(model, fp32_path, opset=recipe.export.opset)
         fp32 = onnx.load(str(fp32_path))
         graph = analyze(fp32, residual_add_paths(model.module))
         layers = layer_infos(model, list(graph.convs), recipe.quant.quantize_roles)
     seconds["prepare"] = time.perf_counter() - t0
-    return BuildContext(recipe, loaded, model, fp32, graph, layers, patches, progress, seconds=seconds)
+    ctx = BuildContext(recipe, loaded, model, fp32, graph, layers, patches, progress, seconds=seconds)
+    if warnings:
+        ctx.reports["calibration_warnings"] = warnings
+    return ctx
+
+
+def coverage_warnings(recipe: Recipe, patches: np.ndarray, scale: int) -> list[str]:
+    """What the calibration set lacks (data/coverage.py): shown while building and kept in the report."""
+    source = calib_source(recipe)
+    return calibration_warnings(patches, patch_source_count(source, scale, recipe.calib.patch_size))
 
 
 def initial_plan(ctx: BuildContext) -> QuantPlan:

@@ -79,7 +79,16 @@ def isa_change_note(folder: BuildFolder) -> str | None:
 
 
 # sections the build recorded in its report.json, carried into validate.md (fusion is measured again here)
-BUILD_SECTIONS = ("lint", "tensorrt", "sparsity", "equalization", "refinement", "passes")
+BUILD_SECTIONS = (
+    "calibration_warnings",
+    "lint",
+    "tensorrt",
+    "sparsity",
+    "equalization",
+    "refinement",
+    "sensitivity",
+    "passes",
+)
 
 
 def build_sections(folder: BuildFolder, plan: Any) -> dict[str, Any]:

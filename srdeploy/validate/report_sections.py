@@ -9,6 +9,7 @@ from srdeploy.validate.report_blocks import Block, Bullets, Heading, Table, fmt
 
 # report key -> heading; in this order; validate.md and report.md both carry every one present
 SECTIONS = {
+    "calibration_warnings": "Calibration set coverage",
     "artifacts": "Artifacts",
     "ort_fusion": "ONNX Runtime fusion (quantized convs run as integer kernels)",
     "lint": "TensorRT lint (static checks, no TensorRT needed)",
@@ -16,6 +17,7 @@ SECTIONS = {
     "sparsity": "Sparsity",
     "equalization": "Equalization",
     "refinement": "Refinement",
+    "sensitivity": "Per-layer sensitivity (quant.float_budget)",
     "passes": "Graph passes",
 }
 
@@ -66,6 +68,8 @@ def section_table(value: Any) -> Table | Bullets:
         return Table(["", *columns], rows)
     if isinstance(value, Mapping):
         return Table(["", "value"], [[k or "value", fmt(v, 4)] for k, v in flatten(value)])
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return Bullets(list(value))
     return Bullets([fmt(value, 4)])
 
 

@@ -14,6 +14,7 @@ from srdeploy import __version__
 from srdeploy.backends.base import Runner, TorchRunner
 from srdeploy.backends.registry import capabilities, get_backend, make_runner
 from srdeploy.buildfolder import BuildFolder
+from srdeploy.data.categories import UNCATEGORISED
 from srdeploy.data.sets import SRPair
 from srdeploy.errors import SrdeployError
 from srdeploy.machine import machine_info
@@ -23,6 +24,7 @@ from srdeploy.quant.plan import QuantPlan
 from srdeploy.quant.simulate import simulate
 from srdeploy.recipe import Thresholds
 from srdeploy.validate import cost
+from srdeploy.validate.breakdown import content_breakdown
 from srdeploy.validate.compare import Comparison, Execution, compare
 from srdeploy.validate.report import applicable_notes, build_report, render_junit
 from srdeploy.validate.report_html import render_html
@@ -124,13 +126,15 @@ def validate(
     progress: Callable[[int], None] | None = None,
     visuals: str | None = "report_images",
 ) -> tuple[dict[str, Any], Comparison]:
-    """Compare, check thresholds, and (``visuals``: a folder name under the build) draw crops."""
+    """Compare, check thresholds, and (``visuals``: a folder name under the build) draw crops. Image categories
+    come from the dataset named in ``header`` (its categories.json), else every image is uncategorised."""
     executions = executions_for(folder, model, plan, threads)
     t0 = time.perf_counter()
     comparison = compare(pairs, executions, model.scale, plan.selector, plan.default_tier, tile, progress, overlap)
     deployments = [e.name for e in executions if e.kind == "deployment"]
     failures = check(comparison, deployments, thresholds)
     usage = comparison.tier_usage(deployments[0]) if deployments else {}
+    categories = _categories(header.get("dataset"))
     report = build_report(
         header={
             **header,
@@ -145,7 +149,8 @@ def validate(
         failures=failures,
         extra={
             "quantization": quantization_summary(plan, model, usage, calibration_seconds),
-            "categories": image_categories_of(header.get("dataset"), pairs),
+            "categories": {p.name: categories.get(p.name, UNCATEGORISED) for p in pairs},
+            "content": content_breakdown(comparison, [e.name for e in executions if e.kind != "reference"], categories),
             **dict(extra_sections or {}),
         },
         notes=applicable_notes(plan),
@@ -168,16 +173,13 @@ def validate(
     return report, comparison
 
 
-def image_categories_of(dataset: Any, pairs: Sequence[SRPair]) -> dict[str, str]:
-    """Evaluated image -> content category (categories.json of the set; 'uncategorised' otherwise)."""
-    from srdeploy.data.categories import UNCATEGORISED
+def _categories(dataset: object) -> dict[str, str]:
     from srdeploy.data.sets import image_categories
 
     try:
-        cats = image_categories(dataset) if dataset is not None else {}
-    except (SrdeployError, OSError):
-        cats = {}
-    return {p.name: cats.get(p.name, UNCATEGORISED) for p in pairs}
+        return image_categories(str(dataset)) if dataset else {}
+    except (OSError, ValueError, SrdeployError):
+        return {}
 
 
 def file_sizes(root: Path) -> dict[str, int]:
