@@ -126,11 +126,13 @@ def validate(
 
     The build folder is only read; reports go to --report DIR (default BUILD.validate/).
     """
+    from srdeploy.progress import RichProgress
     from srdeploy.validate.cli_support import validate_folder
 
     with cli_ui.json_stdout(as_json) as emit:
         report, paths = validate_folder(
-            build_dir, dataset, max_drop, max_image_drop, min_psnr, min_agreement, max_images, tile, report_dir
+            build_dir, dataset, max_drop, max_image_drop, min_psnr, min_agreement, max_images, tile, report_dir,
+            cli_ui.progress(err),
         )
     if as_json:
         emit(dict(verdict=report["verdict"], reports={k: str(p) for k, p in paths.items()}, report=report))
@@ -264,9 +266,10 @@ def eval_cmd(
     scale: Annotated[int | None, typer.Option("--scale", help="for multi-scale checkpoints")] = None,
 ) -> None:
     """fp32 model vs bicubic, per image and mean (Y-PSNR / SSIM, shave = scale)."""
+    from srdeploy.progress import RichProgress
     from srdeploy.validate.fp32_eval import eval_table
 
-    out.print(eval_table(model, dataset, max_images, arch, scale))
+    out.print(eval_table(model, dataset, max_images, arch, scale, progress=cli_ui.progress(err)))
 
 
 def main() -> None:

@@ -8,9 +8,12 @@ paths) is dropped so the same model gives the same bytes on every machine.
 from __future__ import annotations
 
 import ast
+import logging
 import os
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,22 @@ def residual_add_paths(module: torch.nn.Module) -> list[str]:
     return sorted(name for name, m in module.named_modules() if isinstance(m, ResidualAdd))
 
 
+# torch's ONNX exporter logs "torchvision is not installed. Skipping torchvision::nms" (and 3 more) on every
+# export while building its op table; SR networks use no torchvision op, so that logger is muted while we export.
+EXPORTER_REGISTRY_LOGGER = "torch.onnx._internal.exporter._registration"
+
+
+@contextmanager
+def quiet_exporter_registry() -> Iterator[None]:
+    log = logging.getLogger(EXPORTER_REGISTRY_LOGGER)
+    before = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(before)
+
+
 def export_onnx(model: SRModel, path: str | os.PathLike[str], opset: int = DEFAULT_OPSET, check: bool = True) -> Path:
     """Export ``model`` (already in deploy form) to ``path`` and verify dynamic sizes."""
     module = model.module.eval()
@@ -38,7 +57,7 @@ def export_onnx(model: SRModel, path: str | os.PathLike[str], opset: int = DEFAU
     sample = torch.rand(1, 3, 16 * m, 16 * m, generator=torch.Generator().manual_seed(0))
     dims = {0: torch.export.Dim("batch", max=1024), 2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), quiet_exporter_registry():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 module,

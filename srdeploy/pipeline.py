@@ -80,10 +80,13 @@ def emit_and_package(ctx: BuildContext, plan: QuantPlan, folder: BuildFolder) ->
     with ctx.stage("emit", "emit graphs", total=total) as advance:
         inputs = emit_inputs(ctx.model, plan, ctx.fp32, ctx.recipe.export.opset)
         ctx.reports.update(emit_all(inputs, plan, folder, advance))
-    with ctx.stage("engines", "TensorRT engines"):
+    with ctx.stage("engines", "TensorRT engines") as stage:
         ctx.reports["tensorrt"] = build_engines(ctx.recipe, folder, plan, ctx.model)
+        if "skipped" in ctx.reports["tensorrt"]:
+            stage.skip(ctx.reports["tensorrt"]["skipped"])
     write_build_files(ctx, plan, folder)
 
 
 def not_validated(ctx: BuildContext) -> dict[str, Any]:
+    ctx.progress.skip("validate", "--no-validate")
     return dict(report_header(ctx), verdict="not validated", failures=[])

@@ -72,6 +72,7 @@ def test_build_writes_the_documented_layout(built: Path) -> None:
         "plan.npz",
         "report.json",
         "report.md",
+        "report.html",
         "recipe.yaml",
         "tiers.json",
         "manifest.json",
@@ -169,6 +170,10 @@ def test_adaptive_daq_refined_build_with_tiles(workspace: Path) -> None:
     ort_row = next(s for s in report["summary"] if s["execution"] == "onnxruntime:ort")
     assert sum(ort_row["tier_usage"].values()) > 3  # tiles, not images, were routed
     assert report["quantization"]["fab"] is not None
+    md = (root / "report.md").read_text()  # several tiers: tier columns, and the sub-8-bit note applies
+    assert "tiers used" in md and "Sub-8-bit layers are emulated" in md
+    accuracy = md.split("## Accuracy")[1].split("\n\n")[1].splitlines()
+    assert len({line.count("|") for line in accuracy}) == 1, accuracy  # bicubic row included
     # INT4 weights in the ort files (opset 21), int8 containers in the trt files
     import onnx
 

@@ -44,6 +44,25 @@ def session_options(threads: int | None = None, optimized_path: str | None = Non
     return opts
 
 
+# ONNX Runtime's WeightBiasQuantization (BiasQuantization before 1.20) rewrites a float conv bias as int32 + DQ
+# with scale = s_x * s_w. On an FP16 graph (the trt profile) that Mul is fp16, which has no CPU kernel, so
+# constant folding fails and logs "can't constant fold Mul node '<conv>_scale'" per conv it touched. TensorRT
+# keeps those biases in float, so leaving them as the graph has them is also what the profile means.
+FP16_DISABLED_OPTIMIZERS = ("WeightBiasQuantization", "BiasQuantization")
+
+
+def disabled_optimizers(model_path: str | os.PathLike[str]) -> list[str]:
+    """ONNX Runtime graph transformers to turn off for this file: the bias quantizer on FP16 graphs."""
+    import onnx
+
+    try:
+        model = onnx.load(str(model_path), load_external_data=False)
+    except Exception:  # the session reports an unreadable file with its own message
+        return []
+    fp16 = any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+    return list(FP16_DISABLED_OPTIMIZERS) if fp16 else []
+
+
 def default_providers() -> list[str]:
     return ["CPUExecutionProvider"]
 
@@ -77,7 +96,12 @@ class OrtRunner(RunnerBase):
         opts = session_options(self.threads)
         opts.enable_cpu_mem_arena = self.mem_arena
         try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=self.requested_providers)
+            self.session = ort.InferenceSession(
+                str(self.path),
+                opts,
+                providers=self.requested_providers,
+                disabled_optimizers=disabled_optimizers(self.path),
+            )
         except Exception as exc:
             raise BackendUnavailable(
                 f"ONNX Runtime cannot load {self.path}: {str(exc).splitlines()[0][:200]}",

@@ -8,7 +8,7 @@ Neither modifies its model: the results are plan data (QuantPlan.structure, Quan
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,11 +51,20 @@ def _split(patches: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.n
     return sub, sub
 
 
+MASK_STEPS = 3  # progress steps of choose_masks: masks chosen, weights fitted, error measured
+
+
 def choose_masks(
-    model: SRModel, layers: tuple[LayerInfo, ...], patches: np.ndarray, cfg: SparsitySection, seed: int
+    model: SRModel,
+    layers: tuple[LayerInfo, ...],
+    patches: np.ndarray,
+    cfg: SparsitySection,
+    seed: int,
+    advance: Callable[[int], None] = lambda _n: None,
 ) -> tuple[dict[str, NMMask], dict[str, Any]]:
     """N:M masks of ``cfg.policy`` for the deploy-form ``model`` (re-fitted or bias-corrected when asked: the
-    fitted weights and biases travel inside the masks) and a JSON-ready report. ``model`` is not modified."""
+    fitted weights and biases travel inside the masks) and a JSON-ready report. ``model`` is not modified.
+    ``advance(k)``: k of MASK_STEPS done."""
     policy = POLICIES[cfg.policy]
     if policy.masks is None:
         masks: dict[str, NMMask] = {}
@@ -66,7 +75,9 @@ def choose_masks(
     report["config"] = cfg.model_dump(mode="json")
     report["macs_unit"] = "MACs per LR (input) pixel; masked convs at their density"
     report["macs"] = _mac_summary(layers, masks, cfg.include_roles)
+    advance(1)
     masks, report["bias_correction"], refit_rows = _fit_kept_weights(model, layers, masks, patches, cfg, seed)
+    advance(2)
     if refit_rows is not None:
         report["refit"] = refit_rows
     if masks and (cfg.refit or "measured_mse" not in report):
@@ -76,6 +87,7 @@ def choose_masks(
         err = mse(run(with_masks(model.module, masks), sub, SENSITIVITY_BATCH), dense)
         report.update(measured_mse=err, measured_psnr_vs_dense_db=psnr_db(err), patches=len(sub))
     report["eligibility"] = model_eligibility(layers, masks, cfg.include_roles)
+    advance(3)
     return masks, report
 
 

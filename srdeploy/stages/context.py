@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from srdeploy.models.base import SRModel
 from srdeploy.models.deploy_form import load_for_recipe, to_deploy_form
 from srdeploy.passes.graph_info import GraphInfo, analyze
 from srdeploy.profiles import get_profile
-from srdeploy.progress import Progress, SilentProgress
+from srdeploy.progress import Progress, SilentProgress, Stage
 from srdeploy.quant.plan import LayerInfo, ModelRef, Provenance, QuantPlan
 from srdeploy.recipe import Recipe
 
@@ -44,7 +44,7 @@ class BuildContext:
     calibration_cache: Any = None  # calib/cache.CalibrationCache: imported ranges, no range estimation
 
     @contextmanager
-    def stage(self, key: str, title: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    def stage(self, key: str, title: str, total: int | None = None) -> Iterator[Stage]:
         t0 = time.perf_counter()
         with self.progress.stage(title, total) as advance:
             yield advance

@@ -10,7 +10,7 @@ from srdeploy.profiles import get_profile
 from srdeploy.quant.plan import QuantPlan
 from srdeploy.stages.context import BuildContext
 from srdeploy.stages.outputs import report_header
-from srdeploy.validate.run import file_sizes, validate, write_reports
+from srdeploy.validate.run import file_sizes, validate, validate_steps, write_reports
 
 HIDDEN_SECTIONS = ("sparsity_full",)  # written to their own files
 
@@ -39,7 +39,8 @@ def validate_build(ctx: BuildContext, plan: QuantPlan, folder: BuildFolder) -> d
     extra = {"artifacts": file_sizes(folder.root), **extra, **fusion_sections(folder, plan)}
     pairs = load_pairs(r.validate_.dataset, ctx.model.scale, r.validate_.max_images)
     calibration = sum(ctx.seconds.get(k, 0.0) for k in ("calibrate", "equalize", "refine"))
-    with ctx.stage("validate", "validate", total=len(pairs)) as advance:
+    title = f"validate {len(pairs)} image(s)"
+    with ctx.stage("validate", title, total=validate_steps(pairs)) as advance:
         report, _ = validate(
             folder,
             ctx.model,

@@ -18,9 +18,10 @@ from srdeploy.data.sets import load_pairs
 from srdeploy.errors import BuildFolderError, DataError
 from srdeploy.fsutil import atomic_folder
 from srdeploy.models.deploy_form import load_deploy_model
+from srdeploy.progress import Progress, SilentProgress
 from srdeploy.quant.plan_io import check_plan_fits, load_plan
 from srdeploy.recipe import Thresholds, load_recipe
-from srdeploy.validate.run import file_sizes, validate, write_reports
+from srdeploy.validate.run import file_sizes, validate, validate_steps, write_reports
 
 REPORT_SUFFIX = ".validate"
 REPORT_STEM = "validate"
@@ -77,6 +78,44 @@ def isa_change_note(folder: BuildFolder) -> str | None:
     )
 
 
+# sections the build recorded in its report.json, carried into validate.md (fusion is measured again here)
+BUILD_SECTIONS = (
+    "calibration_warnings",
+    "lint",
+    "tensorrt",
+    "sparsity",
+    "equalization",
+    "refinement",
+    "sensitivity",
+    "passes",
+)
+
+
+def build_sections(folder: BuildFolder, plan: Any) -> dict[str, Any]:
+    """Artifacts, the build's lint / TensorRT / pass records, and ONNX Runtime fusion on this machine."""
+    import json
+
+    from srdeploy.stages.validation import fusion_sections
+
+    try:
+        recorded = json.loads((folder.root / "report.json").read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    recorded = recorded if isinstance(recorded, dict) else {}
+    out: dict[str, Any] = {"artifacts": file_sizes(folder.root)}
+    out.update({k: recorded[k] for k in BUILD_SECTIONS if recorded.get(k)})
+    return {**out, **fusion_sections(folder, plan)}
+
+
+def _header(recipe: Any, model: Any, dataset: str, folder: BuildFolder, manifest: dict[str, Any]) -> dict[str, Any]:
+    return dict(
+        recipe=dict(name=recipe.name, digest=recipe.digest),
+        model=dict(name=model.name, arch=model.arch, scale=model.scale),
+        dataset=dataset,
+        build=dict(path=str(folder.root), srdeploy_version=manifest.get("srdeploy_version")),
+    )
+
+
 def _thresholds(recipe: Any, cli: dict[str, float | None]) -> Thresholds:
     return recipe.validate_.thresholds.model_copy(update={k: v for k, v in cli.items() if v is not None})
 
@@ -101,7 +140,7 @@ def validate_folder(
     max_images: int | None = None,
     tile: int | None = None,
     report_dir: Path | None = None,
-    progress: Any | None = None,
+    progress: Progress | None = None,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Validate ``build_dir`` (read only); write reports into ``report_dir`` (default BUILD.validate)."""
     if max_images is not None and max_images < 1:
@@ -119,14 +158,10 @@ def validate_folder(
     )
     dataset = dataset or recipe.validate_.dataset
     pairs = load_pairs(dataset, model.scale, max_images or recipe.validate_.max_images)
-    header = dict(
-        recipe=dict(name=recipe.name, digest=recipe.digest),
-        model=dict(name=model.name, arch=model.arch, scale=model.scale),
-        dataset=dataset,
-        build=dict(path=str(folder.root), srdeploy_version=manifest.get("srdeploy_version")),
-    )
+    header = _header(recipe, model, dataset, folder, manifest)
     isa_note = isa_change_note(folder)
-    with atomic_folder(report_dir, check=check) as tmp:
+    stage = (progress or SilentProgress()).stage(f"validate {len(pairs)} image(s)", total=validate_steps(pairs))
+    with atomic_folder(report_dir, check=check) as tmp, stage as advance:
         report, _ = validate(
             folder,
             model,
@@ -139,8 +174,8 @@ def validate_folder(
             overlap=recipe.validate_.tile_overlap,
             # An absolute folder: validate() joins it to the build root, which keeps it as given.
             visuals=str(tmp / IMAGES),
-            extra_sections={"artifacts": file_sizes(folder.root)},
-            progress=progress,
+            extra_sections=build_sections(folder, plan),
+            progress=advance,
         )
         report["visuals"] = {k: f"{IMAGES}/{Path(v).name}" for k, v in report.get("visuals", {}).items()}
         if isa_note:

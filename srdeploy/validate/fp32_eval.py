@@ -10,6 +10,7 @@ import torch
 from srdeploy.data.degrade import bicubic_upscale
 from srdeploy.data.sets import image_categories, load_pairs
 from srdeploy.models.loading import load_model
+from srdeploy.progress import Progress, SilentProgress
 from srdeploy.validate.metrics import psnr_y, ssim_y
 
 
@@ -19,14 +20,17 @@ def evaluate_fp32(
     max_images: int | None = None,
     arch: str | None = None,
     scale: int | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """``model_source``: a bundled model name or any checkpoint ``load_model`` reads (``arch`` as in
     a recipe's model.arch; ``scale`` for multi-scale checkpoints)."""
     model = load_model(model_source, arch=arch, **({} if scale is None else {"scale": scale}))
     categories = image_categories(dataset)
     rows = []
-    with torch.no_grad():
-        for pair in load_pairs(dataset, model.scale, max_images):
+    pairs = load_pairs(dataset, model.scale, max_images)
+    stage = (progress or SilentProgress()).stage(f"evaluate {len(pairs)} image(s)", total=len(pairs))
+    with torch.no_grad(), stage as advance:
+        for pair in pairs:
             x = torch.from_numpy(pair.lr.transpose(2, 0, 1).copy())[None]
             sr = model.module(x)[0].numpy().transpose(1, 2, 0)
             bic = bicubic_upscale(pair.lr, model.scale)
@@ -41,6 +45,7 @@ def evaluate_fp32(
                     bicubic_ssim_y=ssim_y(bic, pair.hr, model.scale),
                 )
             )
+            advance(len(rows))
     mean = _mean(rows)
     by_category = {c: _mean([r for r in rows if r["category"] == c]) for c in sorted({r["category"] for r in rows})}
     return dict(
@@ -69,11 +74,12 @@ def eval_table(
     max_images: int | None = None,
     arch: str | None = None,
     scale: int | None = None,
+    progress: Progress | None = None,
 ) -> object:
     from rich.markup import escape
     from rich.table import Table
 
-    res = evaluate_fp32(model_source, dataset, max_images, arch, scale)
+    res = evaluate_fp32(model_source, dataset, max_images, arch, scale, progress)
     t = Table(
         title=escape(f"{res['model']} ({res['arch']} x{res['scale']}) on {dataset}: Y channel, shave {res['scale']}")
     )

@@ -1,4 +1,5 @@
-"""Validation report: one dict (report.json), rendered as Markdown (report.md) and JUnit XML."""
+"""Validation report: one dict (report.json); rendered by report_md (report.md), report_html (report.html)
+and here as JUnit XML."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from srdeploy.errors import SrdeployError
+from srdeploy.profiles import get_profile
+from srdeploy.quant.plan import QuantPlan
 from srdeploy.recipe import Thresholds
 from srdeploy.validate.compare import Comparison, Execution
 from srdeploy.validate.verdict import Failure
@@ -80,12 +84,17 @@ def build_report(
     thresholds: Thresholds,
     failures: Sequence[Failure],
     extra: Mapping[str, Any] | None = None,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     bic = list(comparison.bicubic.values())
     return dict(
         **header,
         verdict="pass" if not failures else "fail",
         failures=[f.message for f in failures],
+        failed_checks=[
+            dict(execution=f.execution, image=f.image, metric=f.metric, value=_r(f.value, 4), limit=f.limit)
+            for f in failures
+        ],
         thresholds=thresholds.model_dump(),
         bicubic=dict(
             psnr_y=_r(sum(b[0] for b in bic) / len(bic)) if bic else None,
@@ -93,103 +102,46 @@ def build_report(
         ),
         summary=summarize(comparison, executions),
         images=per_image(comparison),
-        notes=[EMULATION_NOTE],
+        notes=list(notes),
         **dict(extra or {}),
     )
 
 
-def _fmt(v: Any, nd: int = 2) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{nd}f}"
-    return str(v)
+BACKEND_NAMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO", "tensorrt": "TensorRT"}
 
 
-def render_markdown(report: Mapping[str, Any]) -> str:
-    lines = [f"# srdeploy report: {report.get('recipe', {}).get('name', '')}", ""]
-    verdict = report["verdict"].upper()
-    lines.append(f"**Verdict: {verdict}**")
-    for f in report["failures"]:
-        lines.append(f"- {f}")
-    lines.append("")
-    m = report.get("model", {})
-    lines.append(
-        f"Model: `{m.get('name')}` ({m.get('arch')}, x{m.get('scale')}); recipe digest "
-        f"`{report.get('recipe', {}).get('digest')}`; dataset `{report.get('dataset')}` "
-        f"({report.get('images_evaluated')} images); srdeploy {report.get('srdeploy_version')}."
-    )
-    q = report.get("quantization", {})
-    if q:
-        lines.append("")
-        lines.append(
-            f"Quantization: {q.get('method')}, W{q.get('weight_bits')}A{q.get('act_bits')}; "
-            f"FAB {_fmt(q.get('fab'))}; BitOPs {_fmt(q.get('bitops_g'))} G at 1280x720; model size "
-            f"{_fmt(q.get('model_size_kb'), 1)} KB (fp32 {_fmt(q.get('fp32_size_kb'), 1)} KB); "
-            f"calibration {_fmt(q.get('calibration_seconds'), 1)} s."
-        )
-    lines += [
-        "",
-        "| execution | Y-PSNR | SSIM | RGB PSNR | drop vs fp32 | PSNR vs fp32 | sim agreement (min dB) | tiers |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    b = report.get("bicubic", {})
-    lines.append(f"| bicubic | {_fmt(b.get('psnr_y'))} | {_fmt(b.get('ssim_y'), 4)} | – | – | – | – | – |")
-    for s in report["summary"]:
-        tiers = ", ".join(f"{k}:{v}" for k, v in s["tier_usage"].items())
-        lines.append(
-            f"| {s['execution']} | {_fmt(s['psnr_y'])} | {_fmt(s['ssim_y'], 4)} | {_fmt(s['psnr_rgb'])} | "
-            f"{_fmt(s['psnr_drop_db'], 3)} | {_fmt(s['psnr_vs_fp32'])} | {_fmt(s['agreement_min_db'])} | {tiers} |"
-        )
-    notes = [s for s in report["summary"] if s.get("note")]
-    if notes:
-        lines.append("")
-        for s in notes:
-            lines.append(f"- `{s['execution']}`: {s['note']}")
-    for section in ("artifacts", "ort_fusion", "trt_lint", "tensorrt", "sparsity", "equalization", "refinement"):
-        if report.get(section):
-            lines += ["", f"## {section.replace('_', ' ')}", "", "```", _dump(report[section]), "```"]
-    if report.get("visuals"):
-        lines += [
-            "",
-            "## Visual check",
-            "",
-            "Crops where the deployed output differs most from fp32 (worst images first); per-layer bits.",
-            "",
-        ]
-        lines += [f"![{k}]({v})" for k, v in report["visuals"].items()]
-    lines += [
-        "",
-        "## Per image",
-        "",
-        "| image | execution | tiers | Y-PSNR | SSIM | vs fp32 dB | agreement dB |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in report["images"]:
-        tiers = ", ".join(f"{k}:{v}" for k, v in r["tiers"].items())
-        lines.append(
-            f"| {r['image']} | {r['execution']} | {tiers} | {_fmt(r['psnr_y'])} | {_fmt(r['ssim_y'], 4)} | "
-            f"{_fmt(r['psnr_vs_fp32'])} | {_fmt(r['agreement_db'])} |"
-        )
-    lines += ["", "## Notes", ""] + [f"- {n}" for n in report.get("notes", [])]
-    return "\n".join(lines) + "\n"
+def applicable_notes(plan: QuantPlan) -> list[str]:
+    """The notes this build needs: the emulation note only where some weight or activation is below 8 bits."""
+    bits = [plan.weights[x.weight].bits for x in plan.quantized_layers()]
+    bits += [spec.bits for t in plan.tiers for specs in t.activations.values() for spec in specs.values()]
+    return [EMULATION_NOTE] if any(b < 8 for b in bits) else []
 
 
-def _dump(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, indent=1, sort_keys=True)
+def execution_label(execution: str, profile: str | None) -> str:
+    """``onnxruntime:trt`` -> "onnxruntime:trt: trt-profile graph run by ONNX Runtime, not TensorRT"."""
+    backend = execution.partition(":")[0]
+    if not profile or backend not in BACKEND_NAMES:
+        return execution
+    label = f"{execution}: {profile}-profile graph run by {BACKEND_NAMES[backend]}"
+    try:
+        primary = get_profile(profile).backends[0]
+    except SrdeployError:
+        return label
+    return label if primary == backend else f"{label}, not {BACKEND_NAMES.get(primary, primary)}"
 
 
 def render_junit(report: Mapping[str, Any]) -> str:
-    """One test case per deployed execution; a failure element per threshold failure."""
+    """One test case per deployed execution, named for what ran it; a failure element per threshold failure."""
     name = report.get("recipe", {}).get("name", "srdeploy")
     cases = []
     deployed = [s for s in report["summary"] if s["kind"] == "deployment"]
     for s in deployed:
         fails = [f for f in report["failures"] if f.startswith(f"{s['execution']}:")]
         body = "".join(f"<failure message={quoteattr(f)}>{escape(f)}</failure>" for f in fails)
-        cases.append(f"  <testcase classname={quoteattr(name)} name={quoteattr(s['execution'])}>{body}</testcase>")
+        if s.get("note"):
+            body += f"<system-out>{escape(s['note'])}</system-out>"
+        label = execution_label(s["execution"], s.get("profile"))
+        cases.append(f"  <testcase classname={quoteattr(name)} name={quoteattr(label)}>{body}</testcase>")
     n_fail = sum(1 for s in deployed if any(f.startswith(f"{s['execution']}:") for f in report["failures"]))
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'

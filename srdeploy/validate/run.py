@@ -14,6 +14,7 @@ from srdeploy import __version__
 from srdeploy.backends.base import Runner, TorchRunner
 from srdeploy.backends.registry import capabilities, get_backend, make_runner
 from srdeploy.buildfolder import BuildFolder
+from srdeploy.data.categories import UNCATEGORISED
 from srdeploy.data.sets import SRPair
 from srdeploy.errors import SrdeployError
 from srdeploy.machine import machine_info
@@ -25,8 +26,12 @@ from srdeploy.recipe import Thresholds
 from srdeploy.validate import cost
 from srdeploy.validate.breakdown import content_breakdown
 from srdeploy.validate.compare import Comparison, Execution, compare
-from srdeploy.validate.report import build_report, render_junit, render_markdown
+from srdeploy.validate.report import applicable_notes, build_report, render_junit
+from srdeploy.validate.report_html import render_html
+from srdeploy.validate.report_md import render_markdown
 from srdeploy.validate.verdict import check
+
+VISUAL_IMAGES = 3  # crop strips drawn (the worst images)
 
 
 def backend_runners(backend: str, folder: BuildFolder, profile: str, threads: int) -> dict[int, Runner]:
@@ -91,12 +96,19 @@ def write_reports(root: Path, report: Mapping[str, Any], stem: str = "report") -
     paths = {
         "json": root / f"{stem}.json",
         "md": root / f"{stem}.md",
+        "html": root / f"{stem}.html",
         "junit": root / f"{stem}.junit.xml",
     }
     atomic_write_text(paths["json"], json.dumps(report, indent=1, sort_keys=False) + "\n")
     atomic_write_text(paths["md"], render_markdown(report))
+    atomic_write_text(paths["html"], render_html(report, root))
     atomic_write_text(paths["junit"], render_junit(report))
     return paths
+
+
+def validate_steps(pairs: Sequence[SRPair], visuals: bool = True) -> int:
+    """Progress steps of ``validate``: one per image compared, one per crop strip drawn."""
+    return len(pairs) + (min(VISUAL_IMAGES, len(pairs)) if visuals else 0)
 
 
 def validate(
@@ -137,9 +149,11 @@ def validate(
         failures=failures,
         extra={
             "quantization": quantization_summary(plan, model, usage, calibration_seconds),
+            "categories": {p.name: categories.get(p.name, UNCATEGORISED) for p in pairs},
             "content": content_breakdown(comparison, [e.name for e in executions if e.kind != "reference"], categories),
             **dict(extra_sections or {}),
         },
+        notes=applicable_notes(plan),
     )
     if visuals:
         from srdeploy.validate.compare import make_router, run_execution
@@ -150,7 +164,11 @@ def validate(
         def run(ex: Execution, lr: np.ndarray) -> np.ndarray:
             return run_execution(ex, lr, model.scale, router, tile, overlap)[0]
 
-        images = write_visuals(folder.root / visuals, plan, comparison, executions, pairs, model.scale, run)
+        def crops_done(k: int) -> None:
+            if progress:
+                progress(len(pairs) + k)
+
+        images = write_visuals(folder.root / visuals, plan, comparison, executions, pairs, model.scale, run, crops_done)
         report["visuals"] = {k: f"{visuals}/{v}" for k, v in images.items()}
     return report, comparison
 
