@@ -126,7 +126,6 @@ def validate(
 
     The build folder is only read; reports go to --report DIR (default BUILD.validate/).
     """
-    from srdeploy.progress import RichProgress
     from srdeploy.validate.cli_support import validate_folder
 
     with cli_ui.json_stdout(as_json) as emit:
@@ -266,7 +265,6 @@ def eval_cmd(
     scale: Annotated[int | None, typer.Option("--scale", help="for multi-scale checkpoints")] = None,
 ) -> None:
     """fp32 model vs bicubic, per image and mean (Y-PSNR / SSIM, shave = scale)."""
-    from srdeploy.progress import RichProgress
     from srdeploy.validate.fp32_eval import eval_table
 
     out.print(eval_table(model, dataset, max_images, arch, scale, progress=cli_ui.progress(err)))
