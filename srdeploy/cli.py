@@ -241,6 +241,8 @@ def _print_summary(report: dict) -> None:
     out.print(f"verdict: [bold {color}]{escape(verdict.upper())}[/]")
     for f in report.get("failures", []):
         out.print(f"  [red]✗[/] {escape(f)}")
+    for w in report.get("warnings", []):
+        out.print(f"  [bold yellow]![/] {escape(w)}")
 
 
 def main() -> None:

@@ -81,6 +81,15 @@ def _thresholds(recipe: Any, cli: dict[str, float | None]) -> Thresholds:
     return recipe.validate_.thresholds.model_copy(update={k: v for k, v in cli.items() if v is not None})
 
 
+def _check_report_dir(folder: BuildFolder, report_dir: Path, check: Any) -> None:
+    absolute, root = Path(os.path.abspath(report_dir)), Path(os.path.abspath(folder.root))
+    if absolute == root or root in absolute.parents:
+        raise BuildFolderError(
+            f"report folder {report_dir} is the build folder or inside it", "pass a --report folder outside the build"
+        )
+    check(absolute)
+
+
 def validate_folder(
     build_dir: Path,
     dataset: str | None = None,
@@ -99,12 +108,7 @@ def validate_folder(
     folder, manifest = _open_build(build_dir)
     report_dir = Path(report_dir) if report_dir is not None else default_report_dir(folder.root)
     check = partial(check_replaceable, kind="validate-report")
-    absolute, root = Path(os.path.abspath(report_dir)), Path(os.path.abspath(folder.root))
-    if absolute == root or root in absolute.parents:
-        raise BuildFolderError(
-            f"report folder {report_dir} is the build folder or inside it", "pass a --report folder outside the build"
-        )
-    check(absolute)  # refuse before the slow part
+    _check_report_dir(folder, report_dir, check)  # refuse before the slow part
     recipe, model, plan = _load_checked(folder)
     cli = dict(
         max_psnr_drop_db=max_drop,
@@ -136,6 +140,7 @@ def validate_folder(
             visuals=str(tmp / IMAGES),
             extra_sections={"artifacts": file_sizes(folder.root)},
             progress=progress,
+            reference=recipe.validate_.reference,
         )
         report["visuals"] = {k: f"{IMAGES}/{Path(v).name}" for k, v in report.get("visuals", {}).items()}
         if isa_note:

@@ -80,12 +80,14 @@ def build_report(
     thresholds: Thresholds,
     failures: Sequence[Failure],
     extra: Mapping[str, Any] | None = None,
+    warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
     bic = list(comparison.bicubic.values())
     return dict(
         **header,
         verdict="pass" if not failures else "fail",
         failures=[f.message for f in failures],
+        warnings=list(warnings),
         thresholds=thresholds.model_dump(),
         bicubic=dict(
             psnr_y=_r(sum(b[0] for b in bic) / len(bic)) if bic else None,
@@ -106,19 +108,23 @@ def _fmt(v: Any, nd: int = 2) -> str:
     return str(v)
 
 
-def render_markdown(report: Mapping[str, Any]) -> str:
+def _verdict_lines(report: Mapping[str, Any]) -> list[str]:
     lines = [f"# srdeploy report: {report.get('recipe', {}).get('name', '')}", ""]
-    verdict = report["verdict"].upper()
-    lines.append(f"**Verdict: {verdict}**")
-    for f in report["failures"]:
-        lines.append(f"- {f}")
-    lines.append("")
+    lines.append(f"**Verdict: {report['verdict'].upper()}**")
+    lines += [f"- {f}" for f in report["failures"]]
+    lines += [f"- **{w}**" for w in report.get("warnings", [])]
     m = report.get("model", {})
+    lines.append("")
     lines.append(
         f"Model: `{m.get('name')}` ({m.get('arch')}, x{m.get('scale')}); recipe digest "
         f"`{report.get('recipe', {}).get('digest')}`; dataset `{report.get('dataset')}` "
         f"({report.get('images_evaluated')} images); srdeploy {report.get('srdeploy_version')}."
     )
+    return lines
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    lines = _verdict_lines(report)
     q = report.get("quantization", {})
     if q:
         lines.append("")

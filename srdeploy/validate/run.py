@@ -24,7 +24,7 @@ from srdeploy.recipe import Thresholds
 from srdeploy.validate import cost
 from srdeploy.validate.compare import Comparison, Execution, compare
 from srdeploy.validate.report import build_report, render_junit, render_markdown
-from srdeploy.validate.verdict import check
+from srdeploy.validate.verdict import check, sanity_check
 
 
 def backend_runners(backend: str, folder: BuildFolder, profile: str, threads: int) -> dict[int, Runner]:
@@ -111,17 +111,20 @@ def validate(
     calibration_seconds: float | None = None,
     progress: Callable[[int], None] | None = None,
     visuals: str | None = "report_images",
+    reference: str = "hr",
 ) -> tuple[dict[str, Any], Comparison]:
     """Compare, check thresholds, and (``visuals``: a folder name under the build) draw crops."""
     executions = executions_for(folder, model, plan, threads)
     t0 = time.perf_counter()
     comparison = compare(pairs, executions, model.scale, plan.selector, plan.default_tier, tile, progress, overlap)
     deployments = [e.name for e in executions if e.kind == "deployment"]
-    failures = check(comparison, deployments, thresholds)
+    sane, warnings = sanity_check(comparison, thresholds, reference)
+    failures = sane + check(comparison, deployments, thresholds)
     usage = comparison.tier_usage(deployments[0]) if deployments else {}
     report = build_report(
         header={
             **header,
+            "reference": reference,
             "srdeploy_version": __version__,
             "images_evaluated": len(pairs),
             "validation_seconds": round(time.perf_counter() - t0, 1),
@@ -131,6 +134,7 @@ def validate(
         executions=executions,
         thresholds=thresholds,
         failures=failures,
+        warnings=warnings,
         extra={
             "quantization": quantization_summary(plan, model, usage, calibration_seconds),
             **dict(extra_sections or {}),
