@@ -68,15 +68,32 @@ def rrdbnet() -> RRDBNet:
     return net
 
 
-@pytest.mark.parametrize("arch", ["rrdbnet", "compact"])
+def compact_with_a_dead_channel() -> SRVGGNetCompact:
+    """An output channel without weights but with a bias (dead filters of trained PReLU networks): its
+    weight scale must not be so small that the bias overflows the int32 grid input x weight scale."""
+    net = compact_with_large_first_layer()
+    with torch.no_grad():
+        net.body[4].weight[3].zero_()
+        net.body[4].bias[3] = 1.0
+    return net
+
+
+NETWORKS = {"rrdbnet": rrdbnet, "compact": compact_with_large_first_layer, "compact_dead": compact_with_a_dead_channel}
+
+
+@pytest.mark.parametrize("arch", sorted(NETWORKS))
 def test_deployed_graph_agrees_with_the_simulation(arch: str, tmp_path) -> None:
-    net = (rrdbnet() if arch == "rrdbnet" else compact_with_large_first_layer()).eval()
-    if arch == "compact":
+    net = NETWORKS[arch]().eval()
+    if arch.startswith("compact"):
         assert net.body[0].weight.abs().max() > 25  # the premise: released-checkpoint-sized first layer
     model = to_deploy_form(SRModel(module=net, arch=net.arch, scale=net.scale, hparams=net.hparams))
     fp32, graph = exported(model, tmp_path)
     plan = plan_for(model, fp32, graph, recipe(ALL_ROLES))
     assert all(x.quantized for x in plan.layers)
+    if arch == "compact_dead":
+        spec, bias = plan.weights["body.4.weight"], model.module.body[4].bias[3].item()
+        input_scale = min(r["body.4.weight@input"].hi - r["body.4.weight@input"].lo for r in plan.ranges.values()) / 255
+        assert abs(bias) / (input_scale * float(spec.scale.ravel()[3])) < 2**31  # int32-representable
     with torch.no_grad():
         ref = model.module(torch.from_numpy(X)).numpy()
     w = params(model, plan)
