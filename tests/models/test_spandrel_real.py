@@ -30,10 +30,12 @@ def _spandrel():
 def _networks() -> dict[str, Callable[[], torch.nn.Module]]:
     from spandrel.architectures.Compact import Compact
     from spandrel.architectures.ESRGAN import ESRGAN
+    from spandrel.architectures.PLKSR import PLKSR
 
     return {
         "ESRGAN": lambda: ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=2),
         "Compact": lambda: Compact(num_in_ch=3, num_out_ch=3, num_feat=16, num_conv=2, upscale=2),
+        "PLKSR": lambda: PLKSR(dim=16, n_blocks=2, upscaling_factor=2, kernel_size=7),
     }
 
 
@@ -55,7 +57,7 @@ def test_the_stand_in_explains_itself_when_a_non_sr_architecture_calls_it() -> N
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["ESRGAN", "Compact"])
+@pytest.mark.parametrize("arch", ["ESRGAN", "Compact", "PLKSR"])
 def test_spandrel_network_loads_exports_and_agrees_with_pytorch(arch: str, tmp_path: Path) -> None:
     _spandrel()
     torch.manual_seed(0)
