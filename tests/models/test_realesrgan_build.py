@@ -61,5 +61,5 @@ def test_build_and_revalidate_a_real_esrgan_format_checkpoint(kind: str, tmp_pat
     ints = {i.name for i in ort_model.graph.initializer if i.data_type == onnx.TensorProto.INT8}
     assert set(body) <= ints  # every body conv runs on int8 weights
     # the build folder alone reproduces the model (deploy form rebuilt from model.json)
-    report, _ = validate_folder(result.out_dir, str(hr_folder), None, None, None, 30.0, None, None, "again")
+    report, _ = validate_folder(result.out_dir, str(hr_folder), None, None, None, 30.0, None, None, tmp_path / "again")
     assert report["verdict"] == "pass", report["failures"]
