@@ -180,3 +180,5 @@ def print_summary(out: Any, report: dict) -> None:
     out.print(f"verdict: [bold {color}]{escape(verdict.upper())}[/]")
     for f in report.get("failures", []):
         out.print(f"  [red]✗[/] {escape(f)}")
+    for w in report.get("warnings", []):
+        out.print(f"  [bold yellow]![/] {escape(w)}")

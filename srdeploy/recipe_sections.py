@@ -231,6 +231,9 @@ class Thresholds(_Section):
     max_image_psnr_drop_db: float | None = Field(None, ge=0, description="same, per image")
     min_psnr_db: float | None = None
     min_agreement_db: float | None = Field(40.0, description="simulation vs deployment PSNR (float outputs)")
+    max_fp32_below_bicubic_db: float | None = Field(
+        1.0, ge=0, description="sanity check: fp32 mean Y-PSNR against HR may be at most this far below bicubic"
+    )
 
 
 class ValidateSection(_Section):
@@ -240,3 +243,6 @@ class ValidateSection(_Section):
     tile: int | None = Field(None, ge=8, description="route tiles of this LR size to tiers")
     tile_overlap: int = Field(16, ge=0, le=256, description="LR context pixels around each tile")
     threads: int = Field(2, ge=1, le=1024)
+    reference: Literal["hr", "fp32"] = Field(
+        "hr", description="hr: a model worse than bicubic fails validation; fp32 (GAN/perceptual models): it warns"
+    )

@@ -23,7 +23,7 @@ BATTERY_RECIPE = (
     "name: tiny\nmodel: {path: tiny.pt}\n"
     "calib: {folder: calib, patches: 4, patch_size: 16}\n"
     "tensorrt: {enabled: false}\n"
-    "validate: {dataset: hr, thresholds: {max_psnr_drop_db: 10.0, min_agreement_db: 20}}\n"
+    "validate: {dataset: hr, reference: fp32, thresholds: {max_psnr_drop_db: 10.0, min_agreement_db: 20}}\n"
 )
 
 

@@ -51,7 +51,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "name: tiny\nmodel: {path: tiny.pt}\n"
         "calib: {folder: calib, patches: 8, patch_size: 16}\n"
         "quant: {weight_bits: 8, act_bits: 8, method: mse}\n"
-        "validate: {dataset: hr, thresholds: {max_psnr_drop_db: 1.0, min_agreement_db: 30}}\n"
+        "validate: {dataset: hr, reference: fp32, thresholds: {max_psnr_drop_db: 1.0, min_agreement_db: 30}}\n"
     )
     return ws
 

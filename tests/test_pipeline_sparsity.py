@@ -30,7 +30,7 @@ def recipe(ckpt: Path, hr: Path, sparsity: dict, **quant) -> object:
             "calib": {"folder": str(hr), "patches": 8, "patch_size": 16},
             "quant": {"method": "mse", **quant},
             "sparsity": sparsity,
-            "validate": {"dataset": str(hr), "thresholds": {"min_agreement_db": 30}},
+            "validate": {"dataset": str(hr), "reference": "fp32", "thresholds": {"min_agreement_db": 30}},
         }
     )
 

@@ -76,13 +76,35 @@ def weight_bits(layer: LayerInfo, q: QuantSection) -> int:
     return q.weight_bits if layer.role == "body" else 8
 
 
+# Integer backends (ONNX Runtime's QLinearConv, TensorRT) hold a conv's bias as int32 on the grid
+# input scale x weight scale. A channel with (almost) no weights but a bias would overflow it.
+INT32_BIAS_LIMIT = 2.0**30  # half of int32: room for refinement narrowing an input range
+
+
+def bias_safe_absmax(
+    absmax: np.ndarray, bias: np.ndarray | None, bits: int, input_ranges: Sequence[ActRange]
+) -> np.ndarray:
+    """``absmax`` per output channel, raised where |bias| / (input scale x weight scale) would pass
+    INT32_BIAS_LIMIT at the finest input grid any profile uses (8 bit over the calibrated range). Such a
+    channel's weights are ~0, so the coarser grid changes nothing measurable; the bias stays exact."""
+    widths = [r.hi - r.lo for r in input_ranges if r.reuse is None and r.hi > r.lo]
+    if bias is None or not widths:
+        return absmax
+    input_scale = min(widths) / 255.0
+    qmax = 2 ** (bits - 1) - 1
+    floor = qmax * np.abs(np.asarray(bias, np.float64)) / (input_scale * INT32_BIAS_LIMIT)
+    return np.maximum(np.asarray(absmax, np.float64).reshape(floor.shape), floor)
+
+
 def weight_specs(
     layers: Sequence[LayerInfo],
     deployed: Mapping[str, np.ndarray],
     q: QuantSection,
     clips: Mapping[str, np.ndarray] | None = None,
+    ranges: Mapping[str, Mapping[str, ActRange]] | None = None,
 ) -> dict[str, QuantSpec]:
-    """Per-output-channel symmetric grids of the deployed (pruned, equalized) weights of quantized convs."""
+    """Per-output-channel symmetric grids of the deployed (pruned, equalized) weights of quantized convs;
+    with ``ranges`` (profile -> site -> range) each grid also keeps the conv's bias int32-representable."""
     out = {}
     for layer in layers:
         if not layer.quantized:
@@ -92,5 +114,8 @@ def weight_specs(
             absmax = clips[layer.weight]
         else:
             absmax = weight_absmax(deployed[layer.weight], b, q.resolved_weight_method if b < 8 else "minmax")
-        out[layer.weight] = symmetric_spec(absmax, b, axis=0, narrow=True)
+        site = sites.site(layer.weight, sites.INPUT)
+        inputs = [r[site] for r in (ranges or {}).values() if site in r]
+        bias = deployed.get(layer.weight.removesuffix("weight") + "bias")
+        out[layer.weight] = symmetric_spec(bias_safe_absmax(absmax, bias, b, inputs), b, axis=0, narrow=True)
     return out

@@ -204,7 +204,7 @@ def refined_plan(plan: QuantPlan, result: RefineResult, q: QuantSection, deploye
         layer_offsets={**plan.bits.layer_offsets, **result.layer_offsets},
         thresholds=result.thresholds or plan.bits.thresholds,
     )
-    weights = weight_specs(plan.layers, deployed, q, clips=result.weight_absmax)
+    weights = weight_specs(plan.layers, deployed, q, clips=result.weight_absmax, ranges=ranges)
     return replace(
         plan,
         ranges=ranges,

@@ -9,6 +9,7 @@ from typing import Any
 from srdeploy.errors import ModelError
 from srdeploy.models import carn, compact, edsr, rdn, rrdbnet, srresnet
 from srdeploy.models.base import Architecture
+from srdeploy.models.spandrel_import import INSTALL_COMMAND
 
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
@@ -30,7 +31,7 @@ def get_architecture(name: str) -> Architecture:
         known = ", ".join(sorted(ARCHITECTURES))
         raise ModelError(
             f"unknown architecture '{name}'",
-            f"use one of: {known}; or install srdeploy[zoo] and set model.arch: spandrel",
+            f"use one of: {known}; or set model.arch: spandrel after {INSTALL_COMMAND}",
         ) from None
 
 
@@ -55,5 +56,5 @@ def detect_architecture(state_dict: Mapping[str, Any]) -> tuple[Architecture, di
     known = ", ".join(sorted(ARCHITECTURES))
     raise ModelError(
         f"the checkpoint's keys match no built-in architecture ({known}); first keys: {sample}",
-        "set model.arch explicitly, or use model.arch: spandrel (pip install 'srdeploy[zoo]') for other networks",
+        f"set model.arch explicitly, or for other networks model.arch: spandrel after {INSTALL_COMMAND}",
     )

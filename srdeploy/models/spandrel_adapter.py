@@ -1,7 +1,7 @@
-"""Any architecture spandrel knows (SwinIR, ESRGAN, RCAN, ...), through the optional ``zoo`` extra.
+"""Any architecture spandrel knows (SwinIR, SPAN, HAT, ...), through the optional ``zoo`` extra.
 
-spandrel imports torchvision, which has no build matching the CPU torch wheel this project pins;
-see the README for the torch+torchvision pair that the extra needs.
+spandrel is installed without its torchvision requirement (README, "Other architectures"); it is imported
+by ``spandrel_import.import_spandrel``, with a contained stand-in when torchvision is missing.
 """
 
 from __future__ import annotations
@@ -12,16 +12,17 @@ from srdeploy.errors import ModelError
 from srdeploy.interrupts import reraise_pending
 from srdeploy.models.base import SRModel
 from srdeploy.models.loading import check_finite, load_state_dict
+from srdeploy.models.spandrel_import import INSTALL_COMMAND, import_spandrel
 
 
 def load_with_spandrel(path: Path, name: str = "") -> SRModel:
     try:
-        import spandrel
-    except Exception as exc:  # ImportError, or torchvision's operator registration failing
+        spandrel = import_spandrel()
+    except Exception as exc:  # ImportError, or a spandrel that does not import beside this torch
         reraise_pending()
         raise ModelError(
             f"model.arch: spandrel needs the spandrel package, which failed to import ({type(exc).__name__}: {exc})",
-            "pip install 'srdeploy[zoo]' together with a matching torch+torchvision pair (see README)",
+            f"install it without touching torch: {INSTALL_COMMAND} (README: Other architectures)",
         ) from exc
     sd = load_state_dict(path)
     check_finite(sd, str(path))

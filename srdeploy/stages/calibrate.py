@@ -34,7 +34,7 @@ def calibrate_step(ctx: BuildContext, plan: QuantPlan) -> QuantPlan:
             stats = observe(module, names, ctx.patches, r.calib.batch_size, seed=r.seed, progress=advance)
             bits = allocate_bits(q, stats, plan.layers, ctx.patches)
             ranges = estimate_ranges(stats, site_plan, plan.layers, bits, q)
-        weights = weight_specs(plan.layers, deployed_weights(ctx.model.module, plan), q)
+        weights = weight_specs(plan.layers, deployed_weights(ctx.model.module, plan), q, ranges=ranges)
     return replace(plan, weights=weights, bits=bits, ranges=ranges, tiers=realize_tiers(plan.layers, bits, ranges))
 
 

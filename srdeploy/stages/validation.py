@@ -54,6 +54,7 @@ def validate_build(ctx: BuildContext, plan: QuantPlan, folder: BuildFolder) -> d
             extra_sections=extra,
             calibration_seconds=calibration,
             progress=advance,
+            reference=r.validate_.reference,
         )
     write_reports(folder.root, report)
     return report

@@ -176,6 +176,7 @@ def validate_folder(
             visuals=str(tmp / IMAGES),
             extra_sections=build_sections(folder, plan),
             progress=advance,
+            reference=recipe.validate_.reference,
         )
         report["visuals"] = {k: f"{IMAGES}/{Path(v).name}" for k, v in report.get("visuals", {}).items()}
         if isa_note:

@@ -85,6 +85,7 @@ def build_report(
     failures: Sequence[Failure],
     extra: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
+    warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
     bic = list(comparison.bicubic.values())
     return dict(
@@ -95,6 +96,7 @@ def build_report(
             dict(execution=f.execution, image=f.image, metric=f.metric, value=_r(f.value, 4), limit=f.limit)
             for f in failures
         ],
+        warnings=list(warnings),
         thresholds=thresholds.model_dump(),
         bicubic=dict(
             psnr_y=_r(sum(b[0] for b in bic) / len(bic)) if bic else None,

@@ -43,6 +43,8 @@ def verdict_blocks(report: Mapping[str, Any]) -> list[Block]:
         out.append(t)
     else:
         out.append(Para("No thresholds set: the verdict passes by default."))
+    if report.get("warnings"):
+        out.append(Bullets([f"Warning: {w}" for w in report["warnings"]]))
     return out
 
 

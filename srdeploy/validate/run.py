@@ -29,7 +29,7 @@ from srdeploy.validate.compare import Comparison, Execution, compare
 from srdeploy.validate.report import applicable_notes, build_report, render_junit
 from srdeploy.validate.report_html import render_html
 from srdeploy.validate.report_md import render_markdown
-from srdeploy.validate.verdict import check
+from srdeploy.validate.verdict import check, sanity_check
 
 VISUAL_IMAGES = 3  # crop strips drawn (the worst images)
 
@@ -125,6 +125,7 @@ def validate(
     calibration_seconds: float | None = None,
     progress: Callable[[int], None] | None = None,
     visuals: str | None = "report_images",
+    reference: str = "hr",
 ) -> tuple[dict[str, Any], Comparison]:
     """Compare, check thresholds, and (``visuals``: a folder name under the build) draw crops. Image categories
     come from the dataset named in ``header`` (its categories.json), else every image is uncategorised."""
@@ -132,12 +133,14 @@ def validate(
     t0 = time.perf_counter()
     comparison = compare(pairs, executions, model.scale, plan.selector, plan.default_tier, tile, progress, overlap)
     deployments = [e.name for e in executions if e.kind == "deployment"]
-    failures = check(comparison, deployments, thresholds)
+    sane, warnings = sanity_check(comparison, thresholds, reference)
+    failures = sane + check(comparison, deployments, thresholds)
     usage = comparison.tier_usage(deployments[0]) if deployments else {}
     categories = _categories(header.get("dataset"))
     report = build_report(
         header={
             **header,
+            "reference": reference,
             "srdeploy_version": __version__,
             "images_evaluated": len(pairs),
             "validation_seconds": round(time.perf_counter() - t0, 1),
@@ -147,6 +150,7 @@ def validate(
         executions=executions,
         thresholds=thresholds,
         failures=failures,
+        warnings=warnings,
         extra={
             "quantization": quantization_summary(plan, model, usage, calibration_seconds),
             "categories": {p.name: categories.get(p.name, UNCATEGORISED) for p in pairs},

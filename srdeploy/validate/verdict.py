@@ -59,3 +59,28 @@ def check(comparison: Comparison, deployments: list[str], t: Thresholds) -> list
         for r in rows:
             failures += _image_checks(name, r, drops.get(r.image), t)
     return failures
+
+
+def sanity_check(comparison: Comparison, t: Thresholds, reference: str = "hr") -> tuple[list[Failure], list[str]]:
+    """(failures, warnings) for a checkpoint whose fp32 output is clearly worse than bicubic against HR.
+
+    Such a model does not super-resolve these images (random or wrong weights, a wrong scale or rgb_range), and
+    its deployment agreeing with it proves nothing. With ``reference: hr`` that fails validation; with
+    ``reference: fp32`` (GAN/perceptual models, judged against their own fp32 output) it is a loud warning."""
+    margin = t.max_fp32_below_bicubic_db
+    fp32 = comparison.mean("fp32", "psnr_y")
+    bic = [b[0] for b in comparison.bicubic.values()]
+    if margin is None or fp32 is None or not bic:
+        return [], []
+    bicubic = sum(bic) / len(bic)
+    if fp32 >= bicubic - margin:
+        return [], []
+    what = (
+        f"fp32: mean Y-PSNR against HR {fp32:.2f} dB is {bicubic - fp32:.2f} dB below bicubic ({bicubic:.2f} dB, "
+        f"allowed {margin} dB): the checkpoint does not super-resolve these images (random or wrong weights, "
+        "wrong scale or rgb_range?)"
+    )
+    if reference == "fp32":
+        return [], [f"warning: {what}; validate.reference is fp32, so this does not fail the build"]
+    hint = "; for a GAN/perceptual model judged against its fp32 output set validate.reference: fp32"
+    return [Failure("fp32", "(mean)", "fp32_below_bicubic_db", bicubic - fp32, margin, what + hint)], []

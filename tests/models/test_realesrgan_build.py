@@ -35,7 +35,7 @@ def _recipe(ckpt: Path, hr: Path) -> object:
             "model": {"path": str(ckpt)},
             "calib": {"folder": str(hr), "patches": 4, "patch_size": 12},
             "quant": {"method": "mse"},
-            "validate": {"dataset": str(hr), "thresholds": {"min_agreement_db": 30}},
+            "validate": {"dataset": str(hr), "reference": "fp32", "thresholds": {"min_agreement_db": 30}},
             "tensorrt": {"enabled": False},
         }
     )
