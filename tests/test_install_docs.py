@@ -69,3 +69,12 @@ def test_tensorrt_extras_follow_the_cuda_major() -> None:
         assert [_requirement_name(r) for r in reqs] == [name], (name, reqs)
     install = [line for line in README if "pip install" in line and "tensorrt-cu" in line]
     assert install and all("--extra-index-url" in line for line in install)
+
+
+def test_ci_runs_the_readme_install_and_test_commands_as_written() -> None:
+    text = (REPO / "README.md").read_text()
+    install = re.search(r"## Install.*?```bash\n(.*?)\n```", text, re.S).group(1).strip()
+    tests = re.search(r"## Run the tests.*?```bash\n(.*?)\n```", text, re.S).group(1).strip()
+    lines = (REPO / ".ci/run").read_text().splitlines()
+    ci = [line for line in lines if line and not line.startswith(("#", "set ", "cd "))]
+    assert ci == [install, tests]
