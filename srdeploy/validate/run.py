@@ -160,21 +160,36 @@ def validate(
         notes=applicable_notes(plan),
     )
     if visuals:
-        from srdeploy.validate.compare import make_router, run_execution
-        from srdeploy.validate.visual import write_visuals
-
-        router = make_router(plan.selector, plan.default_tier)
-
-        def run(ex: Execution, lr: np.ndarray) -> np.ndarray:
-            return run_execution(ex, lr, model.scale, router, tile, overlap)[0]
-
-        def crops_done(k: int) -> None:
-            if progress:
-                progress(len(pairs) + k)
-
-        images = write_visuals(folder.root / visuals, plan, comparison, executions, pairs, model.scale, run, crops_done)
+        where = folder.root / visuals
+        images = _draw_visuals(where, plan, model, comparison, executions, pairs, tile, overlap, progress)
         report["visuals"] = {k: f"{visuals}/{v}" for k, v in images.items()}
     return report, comparison
+
+
+def _draw_visuals(
+    out: Path,
+    plan: QuantPlan,
+    model: SRModel,
+    comparison: Comparison,
+    executions: Sequence[Execution],
+    pairs: Sequence[SRPair],
+    tile: int | None,
+    overlap: int,
+    progress: Callable[[int], None] | None,
+) -> dict[str, str]:
+    from srdeploy.validate.compare import make_router, run_execution
+    from srdeploy.validate.visual import write_visuals
+
+    router = make_router(plan.selector, plan.default_tier)
+
+    def run(ex: Execution, lr: np.ndarray) -> np.ndarray:
+        return run_execution(ex, lr, model.scale, router, tile, overlap)[0]
+
+    def crops_done(k: int) -> None:
+        if progress:
+            progress(len(pairs) + k)
+
+    return write_visuals(out, plan, comparison, executions, pairs, model.scale, run, crops_done)
 
 
 def _categories(dataset: object) -> dict[str, str]:
