@@ -68,16 +68,22 @@ def _batch_stats(raw: torch.Tensor, cache: dict | None) -> _Batch:
         return hit[1]
     x = raw.detach().float()
     n, c = x.shape[0], x.shape[1]
-    flat = x.transpose(0, 1).reshape(c, -1)
-    cmin, cmax = torch.aminmax(flat, dim=1)
+    per_image = x.reshape(n, c, -1)  # a view: no copy, reductions along the contiguous axis
+    m = per_image.shape[2]
+    # float32 sums over one (image, channel) plane, float64 from there on
+    sums, squares = per_image.sum(-1).double(), (per_image * per_image).sum(-1).double()
+    pmin, pmax = torch.aminmax(per_image, dim=-1)
+    cmin, cmax = pmin.amin(0), pmax.amax(0)
+    img_n = c * m
+    img_var = (squares.sum(1) - sums.sum(1) ** 2 / img_n) / max(img_n - 1, 1)
     out = _Batch(
         lo=float(cmin.min()),
         hi=float(cmax.max()),
-        s1=flat.sum(1, dtype=torch.float64),
-        s2=(flat * flat).sum(1, dtype=torch.float64),
+        s1=sums.sum(0),
+        s2=squares.sum(0),
         cmin=cmin,
         cmax=cmax,
-        img_std=x.reshape(n, -1).std(1).numpy(),
+        img_std=img_var.clamp_min(0).sqrt().float().numpy(),
     )
     if cache is not None:
         cache[key] = (weakref.ref(raw), out)
