@@ -23,7 +23,10 @@ def refine_step(ctx: BuildContext, plan: QuantPlan) -> QuantPlan:
     if rc.steps == 0 or (left is not None and left <= 0):
         skipped = "no steps" if rc.steps == 0 else "no time left in calib.time_budget_s"
         ctx.reports["calibration_time"] = time_report(ctx, budget, skipped)
-        return plan
+        if rc.steps == 0:
+            return plan
+        ctx.reports["refinement"] = dict(steps=0, stopped=skipped, kept="calibrated start")
+        return replace(plan, provenance=replace(plan.provenance, refinement=ctx.reports["refinement"]))
     patches = lr_patches(calib_source(r), ctx.model.scale, rc.patch_size, rc.patches, r.seed + 1)
     with ctx.stage("refine", "refine (label-free, vs fp32)", total=rc.steps) as advance:
         # the student simulates the recipe's first profile (its grid kinds); the result serves every profile
