@@ -31,12 +31,16 @@ from srdeploy.validate import cost
 from srdeploy.validate.metrics import psnr_y
 
 ADAPTIVE = {"enabled": True, "target_fab": 4.0}
+# base tier = the static DAQ plan (no layer offsets), no low tier (flat content suffers at 3 bits), the
+# busiest calibration patches up to FAB 4.2 in the 5-bit tier
+HIGH_ONLY = {"enabled": True, "layer_bits": False, "image_percentiles": (0.0, 80.0), "target_fab": 4.2}
 REFINE = {"steps": 48, "batch_size": 8, "patches": 32, "phases": 6, "patience": 2}
 CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("W4A4 minmax", dict(weight_bits=4, act_bits=4, method="minmax", weight_method="minmax")),
     ("W4A4 DAQ (static)", dict(weight_bits=4, act_bits=4, method="daq")),
     ("W4A4 AdaBM", dict(weight_bits=4, act_bits=4, method="adabm", adaptive=ADAPTIVE)),
     ("W4A4 AdaBM + refine", dict(weight_bits=4, act_bits=4, method="adabm", adaptive=ADAPTIVE, refine=REFINE)),
+    ("W4A4 AdaBM high tier only", dict(weight_bits=4, act_bits=4, method="adabm", adaptive=HIGH_ONLY)),
     (
         "W8A6 AdaBM + refine",
         dict(weight_bits=8, act_bits=6, method="adabm", adaptive={**ADAPTIVE, "target_fab": 6.0}, refine=REFINE),

@@ -118,7 +118,8 @@ def test_refinement_never_raises_the_held_out_loss_and_then_changes_nothing(tmp_
 def test_refinement_keeps_to_the_time_budget(tmp_path) -> None:
     torch.set_num_threads(1)
     data = patches(12, 16, seed=4)
-    model, _, plan = built(dict(**W4A4, method="adabm", adaptive={"enabled": True}), data, tmp_path, "budget")
+    quant = dict(**W4A4, method="adabm", adaptive={"enabled": True})
+    model, ctx, plan = built(quant, data, tmp_path, "budget")
     rc = RefineSection(steps=100_000, batch_size=4, phases=1000, patience=1000)
     budget = 1.5
     t0 = time.perf_counter()
@@ -127,3 +128,10 @@ def test_refinement_keeps_to_the_time_budget(tmp_path) -> None:
     assert result.stopped == "time budget" and 0 < result.steps < rc.steps
     # the budget covers the steps and the held-out checks; allow for one slow step on a loaded machine
     assert result.seconds <= budget * 1.5 and wall <= budget * 1.5 + 1.0
+    # calibration that used up the budget leaves no refinement, and says so
+    ctx.recipe = recipe({**quant, "refine": {"steps": 5}}, calib={"time_budget_s": 2.0})
+    ctx.seconds["calibrate"] = 2.5
+    after = refine_step(ctx, plan)
+    assert after.provenance.refinement["stopped"] == "no time left in calib.time_budget_s"
+    assert after.ranges is plan.ranges and after.tiers is plan.tiers
+    assert ctx.reports["calibration_time"]["within_budget"] is False
