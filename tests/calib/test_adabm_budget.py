@@ -91,7 +91,6 @@ def test_adaptive_tiers_start_from_the_static_daq_plan(tmp_path) -> None:
     assert sr_error(model, ada, 1, x) == pytest.approx(sr_error(model, static, static.default_tier, x), rel=1e-6)
 
 
-@pytest.mark.slow
 def test_refinement_never_raises_the_held_out_loss_and_then_changes_nothing(tmp_path, monkeypatch) -> None:
     torch.set_num_threads(1)
     data = patches(12, 16, seed=2)
@@ -114,7 +113,6 @@ def test_refinement_never_raises_the_held_out_loss_and_then_changes_nothing(tmp_
         assert all(getattr(after, f) == getattr(plan, f) for f in fields)
 
 
-@pytest.mark.slow
 def test_refinement_keeps_to_the_time_budget(tmp_path) -> None:
     torch.set_num_threads(1)
     data = patches(12, 16, seed=4)
