@@ -65,6 +65,9 @@ class AdaptiveSection(_Section):
     image_bits: bool = True
     layer_percentiles: tuple[float, float] = (30.0, 70.0)
     image_percentiles: tuple[float, float] = (10.0, 90.0)
+    target_fab: float | None = Field(
+        None, ge=2, le=8, description="highest expected FAB on the calibration patches (moves the high threshold up)"
+    )
 
     _check_percentiles = field_validator("layer_percentiles", "image_percentiles")(_ordered_percentiles)
 
@@ -94,7 +97,7 @@ class QuantSection(_Section):
     quantize_roles: tuple[Literal["head", "body", "upsampler", "tail"], ...] = ("body",)
     residual_skips: Literal["all", "block", "none"] = "block"
     skip_bits: int = Field(8, ge=2, le=8)
-    equalize: bool | None = Field(None, description="DAQ channel equalization; default on for method daq")
+    equalize: bool | None = Field(None, description="DAQ channel equalization; default on for methods daq, adabm")
     equalize_strength: float = Field(1.0, ge=0, le=1)
     adaptive: AdaptiveSection = AdaptiveSection()
     refine: RefineSection = RefineSection()
@@ -137,8 +140,9 @@ class QuantSection(_Section):
 
     @property
     def equalize_enabled(self) -> bool:
-        """DAQ channel equalization: as set, on by default for method daq."""
-        return self.equalize if self.equalize is not None else self.method == "daq"
+        """DAQ channel equalization: as set, on by default for daq and adabm (AdaBM's tiers start from the
+        static DAQ ranges)."""
+        return self.equalize if self.equalize is not None else self.method in ("daq", "adabm")
 
 
 class SparsitySection(_Section):

@@ -1,180 +1,203 @@
 #!/usr/bin/env python
-"""Accuracy benchmark of the calibration methods (same run, same images, same patches):
-fp32; W8A8 minmax / percentile / mse; onnxruntime quantize_static W8A8 (MinMax, Entropy,
-Percentile); W4A4 minmax; W4A4 DAQ (static; dynamic in simulation); W4A4 AdaBM without and with
-refinement; W8A6 AdaBM. Every srdeploy row is a full build validated on the eval set; the Y-PSNR
-shown is the deployed `ort` graph (ONNX Runtime, tiers routed per image) and `sim[trt]` is the
-TensorRT profile's simulation.
+"""W4A4 accuracy benchmark: W4A4 min/max, DAQ static, AdaBM, AdaBM + refinement and W8A6 AdaBM, same
+calibration patches, same images. Every row is a full `build` (validation off) whose deployed `ort` graphs
+(ONNX Runtime, each image routed to its tier by the plan's selector) are compared with fp32.onnx: mean and
+worst-image Y-PSNR drop, drop per content category, FAB (tiers weighted by the images routed to them),
+BitOPs at 1280x720, calibration seconds (equalize + calibrate + refine, the recipe's time budget's scope).
 
-    python tools/bench_accuracy.py --models edsr_baseline_x4,srresnet_bn_x4 --out runs/bench_accuracy
+    python tools/bench_accuracy.py --models edsr_baseline_x4 --image-stride 3 --json docs/results/accuracy_w4.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import evaluate, machine, markdown_table, ort_infer, save_json, torch_infer
-from bench_ort import quantize_static_peer
+import numpy as np
 
-from srdeploy.data.sets import load_pairs, lr_patches
-from srdeploy.models.deploy_form import load_deploy_model
+from srdeploy.buildfolder import BuildFolder
+from srdeploy.calib.complexity import complexity
+from srdeploy.data.sets import image_categories, load_pairs
+from srdeploy.machine import machine_info
 from srdeploy.pipeline import build
-from srdeploy.quant.daq_dynamic import simulate_daq_dynamic
-from srdeploy.quant.plan import load_plan
 from srdeploy.recipe import recipe_from_dict
 from srdeploy.validate import cost
+from srdeploy.validate.metrics import psnr_y
 
-W8 = dict(weight_bits=8, act_bits=8)
-W4 = dict(weight_bits=4, act_bits=4)
-ADAPTIVE = dict(adaptive={"enabled": True})
+ADAPTIVE = {"enabled": True, "target_fab": 4.0}
+# base tier = the static DAQ plan (no layer offsets), no low tier (flat content suffers at 3 bits), the
+# busiest calibration patches up to FAB 4.2 in the 5-bit tier
+HIGH_ONLY = {"enabled": True, "layer_bits": False, "image_percentiles": (0.0, 80.0), "target_fab": 4.2}
+REFINE = {"steps": 48, "batch_size": 8, "patches": 32, "phases": 6, "patience": 2}
 CONFIGS: list[tuple[str, dict[str, Any]]] = [
-    ("W8A8 minmax", dict(**W8, method="minmax")),
-    ("W8A8 percentile", dict(**W8, method="percentile")),
-    ("W8A8 mse", dict(**W8, method="mse")),
-    ("W4A4 minmax", dict(**W4, method="minmax", weight_method="minmax")),
-    ("W4A4 DAQ (static)", dict(**W4, method="daq")),
-    ("W4A4 AdaBM", dict(**W4, method="adabm", **ADAPTIVE)),
-    ("W4A4 AdaBM + refine", dict(**W4, method="adabm", **ADAPTIVE, refine={"steps": 300})),
-    ("W8A6 AdaBM + refine", dict(weight_bits=8, act_bits=6, method="adabm", **ADAPTIVE, refine={"steps": 300})),
+    ("W4A4 minmax", dict(weight_bits=4, act_bits=4, method="minmax", weight_method="minmax")),
+    ("W4A4 DAQ (static)", dict(weight_bits=4, act_bits=4, method="daq")),
+    ("W4A4 AdaBM", dict(weight_bits=4, act_bits=4, method="adabm", adaptive=ADAPTIVE)),
+    ("W4A4 AdaBM + refine", dict(weight_bits=4, act_bits=4, method="adabm", adaptive=ADAPTIVE, refine=REFINE)),
+    ("W4A4 AdaBM high tier only", dict(weight_bits=4, act_bits=4, method="adabm", adaptive=HIGH_ONLY)),
+    (
+        "W8A6 AdaBM + refine",
+        dict(weight_bits=8, act_bits=6, method="adabm", adaptive={**ADAPTIVE, "target_fab": 6.0}, refine=REFINE),
+    ),
 ]
 
 
 def recipe_for(model: str, name: str, quant: dict[str, Any], args: argparse.Namespace) -> Any:
+    slug = name.replace(" ", "_").replace("(", "").replace(")", "").replace("+", "plus")
     return recipe_from_dict(
         {
-            "name": name.replace(" ", "_").replace("(", "").replace(")", "").replace("+", "plus"),
+            "name": f"{model}_{slug}",
             "model": {"name": model},
-            "calib": {"set": "train", "patches": args.patches, "patch_size": args.patch},
-            "quant": {**quant, "quantize_roles": ["body"]},
-            "export": {"profiles": ["trt", "ort"]},
-            "validate": {
-                "dataset": args.dataset,
-                "max_images": args.max_images,
-                "threads": args.threads,
-                "thresholds": {"min_agreement_db": None},
-            },
+            "calib": {"set": "train", "patches": args.patches, "patch_size": args.patch, "time_budget_s": args.budget},
+            "quant": quant,
+            "export": {"profiles": ["ort"]},
         }
     )
 
 
-def row_from_report(name: str, report: dict[str, Any], fp32: float) -> dict[str, Any]:
-    by = {s["execution"]: s for s in report["summary"]}
-    q = report["quantization"]
+def ort_runner(path: Path, threads: int) -> Any:
+    from srdeploy.backends.ort import OrtRunner
+
+    runner = OrtRunner(path, threads=threads)
+    runner.activate()
+    return runner
+
+
+def evaluate(folder: Path, pairs: list, scale: int, threads: int) -> dict[str, Any]:
+    """Per image: fp32 and deployed Y-PSNR, tier; plus the plan's cost figures at the observed tier usage."""
+    from srdeploy.quant.plan_io import load_plan
+
+    bf = BuildFolder(folder)
+    plan = load_plan(folder / "plan.json")
+    fp32 = ort_runner(bf.fp32_onnx, threads)
+    tiers = {t: ort_runner(p, threads) for t, p in bf.profile_models("ort").items()}
+    sel = plan.selector
+    images = []
+    for p in pairs:
+        x = np.ascontiguousarray(p.lr.transpose(2, 0, 1)[None], dtype=np.float32)
+        tier = sel.route(float(complexity(x)[0])) if sel is not None else plan.default_tier
+        ref = psnr_y(fp32.infer(x)[0].transpose(1, 2, 0), p.hr, scale)
+        got = psnr_y(tiers.get(tier, tiers[min(tiers)]).infer(x)[0].transpose(1, 2, 0), p.hr, scale)
+        images.append(dict(image=p.name, tier=tier, fp32=ref, deployed=got, drop=ref - got))
+    usage: dict[int, int] = {}
+    for im in images:
+        usage[im["tier"]] = usage.get(im["tier"], 0) + 1
+    shares = {t: n / len(images) for t, n in usage.items()}
+    tier_fab = {str(t.index): round(cost.fab(plan, {t.index: 1.0}, "ort") or 0.0, 3) for t in plan.tiers}
     return dict(
-        name=name,
-        psnr_y=by["ort"]["psnr_y"],
-        ssim_y=by["ort"]["ssim_y"],
-        drop=fp32 - by["ort"]["psnr_y"],
-        sim_trt=by["sim[trt]"]["psnr_y"],
-        trt_drop=fp32 - by["sim[trt]"]["psnr_y"],
-        fab=q["fab"],
-        bitops_g=q["bitops_g"],
-        size_kb=q["model_size_kb"],
-        calib_s=q["calibration_seconds"],
-        tiers=by["ort"]["tier_usage"],
+        images=images,
+        usage={str(k): v for k, v in sorted(usage.items())},
+        fab=cost.fab(plan, shares, "ort"),
+        tier_fab=tier_fab,
+        bitops_g=cost.bitops(plan, shares, "ort") / 1e9,
+        refinement=plan.provenance.refinement,
     )
 
 
-def bench_model(model: str, args: argparse.Namespace) -> tuple[str, list[dict[str, Any]]]:
-    rows: list[dict[str, Any]] = []
-    out = args.out / model
-    first = None
-    for name, quant in CONFIGS:
-        recipe = recipe_for(model, name, quant, args)
-        t0 = time.perf_counter()
-        result = build(recipe, out / recipe.name)
-        print(f"[{model}] {name}: {time.perf_counter() - t0:.0f} s", flush=True)
-        fp32 = next(s for s in result.report["summary"] if s["execution"] == "fp32")
-        if first is None:
-            first = result
-            rows.append(
-                dict(
-                    name="fp32",
-                    psnr_y=fp32["psnr_y"],
-                    ssim_y=fp32["ssim_y"],
-                    drop=0.0,
-                    sim_trt=fp32["psnr_y"],
-                    trt_drop=0.0,
-                    fab=32.0,
-                    bitops_g=result.report["quantization"]["fp32_bitops_g"],
-                    size_kb=result.report["quantization"]["fp32_size_kb"],
-                )
-            )
-        rows.append(row_from_report(name, result.report, fp32["psnr_y"]))
-        if "DAQ" in name:
-            folder = result.out_dir
-            m = load_deploy_model(folder)
-            plan = load_plan(folder / "plan.json")
-            pairs = load_pairs(args.dataset, m.scale, args.max_images)
-            acc = evaluate(torch_infer(simulate_daq_dynamic(m, plan, 4)), pairs, m.scale)
-            rows.append(
-                dict(
-                    name="W4A4 DAQ (dynamic, simulation only)",
-                    psnr_y=acc["psnr_y"],
-                    ssim_y=acc["ssim_y"],
-                    drop=fp32["psnr_y"] - acc["psnr_y"],
-                    fab=cost.fab(plan),
-                    bitops_g=None,
-                    size_kb=None,
-                )
-            )
-    # onnxruntime's own static quantizer on the same fp32 graph and calibration patches
-    assert first is not None
-    m = load_deploy_model(first.out_dir)
-    pairs = load_pairs(args.dataset, m.scale, args.max_images)
-    patches = lr_patches("train", m.scale, args.patch, args.patches, 0)
-    fp32_psnr = rows[0]["psnr_y"]
-    for method in ("MinMax", "Entropy", "Percentile"):
-        path, secs = quantize_static_peer(first.out_dir / "fp32.onnx", out / f"qs_{method}.onnx", patches, method)
-        acc = evaluate(ort_infer(path, args.threads), pairs, m.scale)
-        rows.append(
-            dict(
-                name=f"ORT quantize_static W8A8 {method}",
-                psnr_y=acc["psnr_y"],
-                ssim_y=acc["ssim_y"],
-                drop=fp32_psnr - acc["psnr_y"],
-                fab=8.0,
-                bitops_g=rows[0]["bitops_g"] / 16,
-                size_kb=path.stat().st_size / 1024,
-                calib_s=secs,
-            )
-        )
-    return model, rows
+def run_config(model: str, name: str, quant: dict[str, Any], pairs: list, args: argparse.Namespace) -> dict:
+    recipe = recipe_for(model, name, quant, args)
+    t0 = time.perf_counter()
+    result = build(recipe, args.out / recipe.name, run_validation=False)
+    wall = time.perf_counter() - t0
+    secs = result.seconds
+    calib = sum(secs.get(k, 0.0) for k in ("equalize", "calibrate", "refine"))
+    row = evaluate(result.out_dir, pairs, result.plan.model.scale, args.threads)
+    drops = [im["drop"] for im in row["images"]]
+    row.update(
+        name=name,
+        mean_drop=float(np.mean(drops)),
+        worst_drop=float(np.max(drops)),
+        worst_image=row["images"][int(np.argmax(drops))]["image"],
+        calibration_s=calib,
+        stage_seconds={k: round(v, 2) for k, v in secs.items()},
+        build_wall_s=wall,
+        load_average=os.getloadavg(),
+    )
+    print(f"[{model}] {name}: drop {row['mean_drop']:.3f} dB, FAB {row['fab']:.2f}, calib {calib:.1f} s", flush=True)
+    return row
+
+
+def tables(model: str, rows: list[dict], categories: dict[str, str]) -> list[dict[str, Any]]:
+    main = dict(
+        caption=f"{model}: deployed ort graphs vs fp32.onnx (Y-PSNR drop, dB)",
+        columns=["method", "mean drop", "worst-image drop", "worst image", "FAB", "BitOPs (G)", "calibration (s)"],
+        rows=[
+            [
+                r["name"],
+                f"{r['mean_drop']:.3f}",
+                f"{r['worst_drop']:.3f}",
+                r["worst_image"],
+                f"{r['fab']:.2f}",
+                f"{r['bitops_g']:.1f}",
+                f"{r['calibration_s']:.1f}",
+            ]
+            for r in rows
+        ],
+    )
+    cats = sorted({categories.get(im["image"], "uncategorised") for im in rows[0]["images"]})
+    per_cat = []
+    for cat in cats:
+        cells = []
+        for r in rows:
+            d = [im["drop"] for im in r["images"] if categories.get(im["image"], "uncategorised") == cat]
+            cells.append(f"{np.mean(d):.3f}")
+        count = sum(categories.get(im["image"], "uncategorised") == cat for im in rows[0]["images"])
+        per_cat.append([cat, str(count), *cells])
+    by_cat = dict(
+        caption=f"{model}: mean Y-PSNR drop per content category (dB)",
+        columns=["category", "images", *[r["name"] for r in rows]],
+        rows=per_cat,
+    )
+    return [main, by_cat]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="edsr_baseline_x4,srresnet_bn_x4")
+    ap.add_argument("--models", default="edsr_baseline_x4")
     ap.add_argument("--out", type=Path, default=Path("runs/bench_accuracy"))
     ap.add_argument("--dataset", default="eval")
-    ap.add_argument("--max-images", type=int, default=None)
-    ap.add_argument("--patches", type=int, default=96)
+    ap.add_argument("--image-stride", type=int, default=1, help="every k-th image of the set (1: all)")
+    ap.add_argument("--patches", type=int, default=64)
     ap.add_argument("--patch", type=int, default=48)
+    ap.add_argument("--budget", type=float, default=60.0, help="calib.time_budget_s of every build")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", default=None, help="comma-separated method names to run (default: all)")
+    ap.add_argument("--json", type=Path, default=Path("docs/results/accuracy_w4.json"))
     args = ap.parse_args()
-    cols = [
-        ("name", "method", ""),
-        ("psnr_y", "Y-PSNR (ort)", ".3f"),
-        ("ssim_y", "SSIM", ".4f"),
-        ("drop", "drop vs fp32", ".3f"),
-        ("trt_drop", "drop, trt sim", ".3f"),
-        ("fab", "FAB", ".2f"),
-        ("bitops_g", "BitOPs (G, 720p)", ".1f"),
-        ("size_kb", "weights (KB)", ".0f"),
-        ("calib_s", "calibration (s)", ".1f"),
-    ]
-    results = {}
+    chosen = [c for c in CONFIGS if args.only is None or c[0] in args.only.split(",")]
+    categories = image_categories(args.dataset)
+    doc: dict[str, Any] = dict(
+        title="W4A4 accuracy: min/max, DAQ static, AdaBM (adaptive tiers over DAQ ranges), refinement",
+        command=shlex.join(["python", *sys.argv]),
+        machine=machine_info(),
+        tables=[],
+        notes=[],
+        results={},
+    )
     for model in args.models.split(","):
-        name, rows = bench_model(model, args)
-        results[name] = rows
-        print(f"\n### {name} ({args.dataset}, {machine()})\n")
-        print(markdown_table(rows, cols), flush=True)
-    save_json(args.out / f"bench_accuracy_{'+'.join(results)}.json", results)
+        rows = []
+        for name, quant in chosen:
+            pairs = load_pairs(args.dataset, 4 if model.endswith("x4") else 2)[:: args.image_stride]
+            rows.append(run_config(model, name, quant, pairs, args))
+        doc["tables"] += tables(model, rows, categories)
+        doc["results"][model] = rows
+    n = len(doc["results"][next(iter(doc["results"]))][0]["images"])
+    doc["notes"] += [
+        f"{n} of the {args.dataset} set's images (every {args.image_stride}. one), {args.patches} calibration "
+        f"patches of {args.patch} px, calib.time_budget_s {args.budget}.",
+        "Deployed = ONNX Runtime CPU running the ort profile's graphs; fp32 = fp32.onnx on the same runtime.",
+        f"Load average at the end (2 cores shared with other jobs): {os.getloadavg()}.",
+    ]
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.json.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    tmp.replace(args.json)
 
 
 if __name__ == "__main__":

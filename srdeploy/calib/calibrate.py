@@ -41,6 +41,7 @@ def allocate_bits(
         use_image=q.adaptive.image_bits,
         weight_bits=q.weight_bits,
         skip_bits=q.skip_bits,
+        target_fab=q.adaptive.target_fab,
     )
 
 
@@ -53,7 +54,8 @@ def estimate_ranges(
 ) -> dict[str, dict[str, ActRange]]:
     """profile -> site -> calibrated range, with the recipe's range method at default-tier bits."""
     fn = RANGE_METHODS[q.range_method]
-    options: dict[str, Any] = dict(percentile=q.percentile, ema_init=q.method == "adabm")
+    # AdaBM's EMA-smoothed start only without equalization: equalized ranges start where static DAQ's do
+    options: dict[str, Any] = dict(percentile=q.percentile, ema_init=q.method == "adabm" and not q.equalize_enabled)
     roles = {x.weight: x.role for x in layers}
     out: dict[str, dict[str, ActRange]] = {}
     for profile_name, ps in site_plan.items():

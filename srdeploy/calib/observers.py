@@ -3,6 +3,7 @@ fp32 model runs on calibration patches."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -45,6 +46,50 @@ class SiteStats:
         return self.sample.reshape(-1)
 
 
+@dataclass(frozen=True, eq=False)
+class _Batch:
+    """One batch of one tensor, reduced once: sites that see the same tensor share it."""
+
+    lo: float
+    hi: float
+    s1: torch.Tensor
+    s2: torch.Tensor
+    cmin: torch.Tensor
+    cmax: torch.Tensor
+    img_std: np.ndarray
+
+
+def _batch_stats(raw: torch.Tensor, cache: dict | None) -> _Batch:
+    # Keyed by identity and version (in-place ops such as ReLU(inplace) change a tensor), checked through
+    # a weak reference: a freed tensor's id can be reused.
+    key = (id(raw), raw._version)
+    hit = None if cache is None else cache.get(key)
+    if hit is not None and hit[0]() is raw:
+        return hit[1]
+    x = raw.detach().float()
+    n, c = x.shape[0], x.shape[1]
+    per_image = x.reshape(n, c, -1)  # a view: no copy, reductions along the contiguous axis
+    m = per_image.shape[2]
+    # float32 sums over one (image, channel) plane, float64 from there on
+    sums, squares = per_image.sum(-1).double(), (per_image * per_image).sum(-1).double()
+    pmin, pmax = torch.aminmax(per_image, dim=-1)
+    cmin, cmax = pmin.amin(0), pmax.amax(0)
+    img_n = c * m
+    img_var = (squares.sum(1) - sums.sum(1) ** 2 / img_n) / max(img_n - 1, 1)
+    out = _Batch(
+        lo=float(cmin.min()),
+        hi=float(cmax.max()),
+        s1=sums.sum(0),
+        s2=squares.sum(0),
+        cmin=cmin,
+        cmax=cmax,
+        img_std=img_var.clamp_min(0).sqrt().float().numpy(),
+    )
+    if cache is not None:
+        cache[key] = (weakref.ref(raw), out)
+    return out
+
+
 class _Accumulator:
     def __init__(self, site: str, per_channel_sample: int, seed: int) -> None:
         self.site = site
@@ -62,28 +107,27 @@ class _Accumulator:
         self.img_std: list[np.ndarray] = []
         self.samples: list[torch.Tensor] = []
 
-    def update(self, x: torch.Tensor) -> None:
-        x = x.detach().float()
+    def update(self, raw: torch.Tensor, cache: dict | None = None) -> None:
+        b = _batch_stats(raw, cache)
+        x = raw.detach().float()
+        self.min, self.max = min(self.min, b.lo), max(self.max, b.hi)
+        if self.ema_min is None or self.ema_max is None:
+            self.ema_min, self.ema_max = b.lo, b.hi
+        else:
+            self.ema_min = EMA_MOMENTUM * self.ema_min + (1 - EMA_MOMENTUM) * b.lo
+            self.ema_max = EMA_MOMENTUM * self.ema_max + (1 - EMA_MOMENTUM) * b.hi
+        if self.s1 is None or self.s2 is None or self.cmin is None or self.cmax is None:
+            self.s1, self.s2, self.cmin, self.cmax = b.s1, b.s2, b.cmin, b.cmax
+        else:
+            self.s1, self.s2 = self.s1 + b.s1, self.s2 + b.s2
+            self.cmin, self.cmax = torch.minimum(self.cmin, b.cmin), torch.maximum(self.cmax, b.cmax)
         n, c = x.shape[0], x.shape[1]
-        flat = x.transpose(0, 1).reshape(c, -1)
-        lo, hi = float(flat.min()), float(flat.max())
-        self.min, self.max = min(self.min, lo), max(self.max, hi)
-        if self.ema_min is None:
-            self.ema_min, self.ema_max = lo, hi
-        else:
-            self.ema_min = EMA_MOMENTUM * self.ema_min + (1 - EMA_MOMENTUM) * lo
-            self.ema_max = EMA_MOMENTUM * self.ema_max + (1 - EMA_MOMENTUM) * hi
-        s1, s2 = flat.sum(1, dtype=torch.float64), (flat.double() ** 2).sum(1)
-        cmin, cmax = flat.min(1).values, flat.max(1).values
-        if self.s1 is None:
-            self.s1, self.s2, self.cmin, self.cmax = s1, s2, cmin, cmax
-        else:
-            self.s1, self.s2 = self.s1 + s1, self.s2 + s2
-            self.cmin, self.cmax = torch.minimum(self.cmin, cmin), torch.maximum(self.cmax, cmax)
-        self.count += flat.shape[1]
-        self.img_std.append(x.reshape(n, -1).std(1).numpy())
-        idx = torch.randint(flat.shape[1], (self.k,), generator=self.gen)
-        self.samples.append(flat[:, idx])
+        per_image = x[0, 0].numel()
+        self.count += n * per_image
+        self.img_std.append(b.img_std)
+        # column j of the (C, N*H*W) view of x: image j // (H*W), pixel j % (H*W)
+        idx = torch.randint(n * per_image, (self.k,), generator=self.gen)
+        self.samples.append(x.reshape(n, c, per_image)[idx // per_image, :, idx % per_image].t())
 
     def finish(self, total_batches: int) -> SiteStats:
         assert self.s1 is not None and self.s2 is not None and self.cmin is not None and self.cmax is not None
@@ -134,22 +178,24 @@ def observe(
     # One seed for every site: sites that see the same tensor draw the same sample and get equal ranges.
     accs = {s: _Accumulator(s, per_channel_sample, seed) for s in sorted(site_names)}
     handles = []
+    cache: dict = {}  # per batch: tensor -> its reduced statistics
     named = dict(module.named_modules())
     for site_name, acc in accs.items():
         key, kind = sites.parse(site_name)
         if kind == sites.SKIP:
             mod = named[key]
-            handles.append(mod.register_forward_pre_hook(lambda _m, a, acc=acc: acc.update(a[1])))
+            handles.append(mod.register_forward_pre_hook(lambda _m, a, acc=acc: acc.update(a[1], cache)))
         else:
             mod = named[sites.module_of(key)]
             if kind == sites.INPUT:
-                handles.append(mod.register_forward_pre_hook(lambda _m, a, acc=acc: acc.update(a[0])))
+                handles.append(mod.register_forward_pre_hook(lambda _m, a, acc=acc: acc.update(a[0], cache)))
             else:
-                handles.append(mod.register_forward_hook(lambda _m, _a, out, acc=acc: acc.update(out)))
+                handles.append(mod.register_forward_hook(lambda _m, _a, out, acc=acc: acc.update(out, cache)))
     batches = 0
     try:
         with torch.no_grad():
             for start in range(0, len(patches), batch_size):
+                cache.clear()
                 module(torch.from_numpy(patches[start : start + batch_size]))
                 batches += 1
                 if callable(progress):

@@ -22,6 +22,7 @@ RangeFn = Callable[[SiteStats, int, str, Mapping[str, Any]], tuple[float, float]
 # (2^(b-1) - 1/2) steps either side of the mean (2.39 sigma at 2 bits ... 7.27 sigma at 8).
 DAQ_GAUSSIAN_STEP = {2: 1.596, 3: 0.996, 4: 0.586, 5: 0.335, 6: 0.188, 7: 0.104, 8: 0.057}
 DAQ_SIGMA_CLIP = {b: (2 ** (b - 1) - 0.5) * s for b, s in DAQ_GAUSSIAN_STEP.items()}
+MSE_SAMPLE = 65536  # values the MSE clip search evaluates (an even stride through the site's sample)
 
 
 def fake_quant_interval(x: np.ndarray, lo: float, hi: float, bits: int, grid: str) -> np.ndarray:
@@ -74,7 +75,9 @@ def mse(stats: SiteStats, bits: int, grid: str, options: Mapping[str, Any]) -> t
     """Bit-aware clipping: start from min/max (EMA-smoothed if asked), minimise MSE at ``bits``."""
     start = ema_minmax if options.get("ema_init", False) else minmax
     lo, hi = start(stats, bits, grid, options)
-    return mse_search(stats.flat_sample(), lo, hi, bits, grid)
+    x = stats.flat_sample()
+    stride = -(-x.size // MSE_SAMPLE)  # ceil: every channel keeps its share of the values
+    return mse_search(x[::stride], lo, hi, bits, grid)
 
 
 def gaussian(stats: SiteStats, bits: int, grid: str, options: Mapping[str, Any]) -> tuple[float, float]:

@@ -49,6 +49,7 @@ class RefineResult:
             holdout_l1_before=round(self.holdout_before, 5),
             holdout_l1_after=round(self.holdout_after, 5),
             improved=self.holdout_after < self.holdout_before,
+            kept="refined" if self.holdout_after < self.holdout_before else "calibrated start",
         )
 
 
@@ -121,52 +122,97 @@ def refine(
     time_budget_s: float | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> RefineResult:
+    """Learn clips/bits on part of ``patches``; keep the state with the lowest held-out L1 (the start included).
+
+    The time budget covers everything here: a step is only started when it and the held-out check that
+    closes it still fit.
+    """
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     fit, held = split_holdout(np.asarray(patches, np.float32), rc.holdout_fraction, seed)
     student = make_student(module, plan, profile)
     objective = _Objective(module.eval(), student, rc, plan.bits.base)
     held_x = torch.from_numpy(held)
-    with torch.no_grad():
-        held_target = module(held_x)
-    opts = _optimizers(student, rc)
-    learned = list(student.parameters())
-    best = first = objective.holdout(held_x, held_target)
-    best_state = [p.detach().clone() for p in learned]
-    rng, per_phase, order = np.random.default_rng(seed), max(1, rc.steps // rc.phases), list(opts)
-    losses, bad, stopped, step = [], 0, "steps done", 0
     try:
+        with torch.no_grad():
+            held_target = module(held_x)
+        t_check = time.perf_counter()
+        first = objective.holdout(held_x, held_target)
+        loop = _Loop(student, objective, _optimizers(student, rc), rc, first, time.perf_counter() - t_check)
+        loop.run(fit, held_x, held_target, seed, t0, time_budget_s, progress)
+    finally:
+        objective.close()
+    loop.restore_best()
+    return _result(student, loop.losses, first, loop.best, time.perf_counter() - t0, loop.steps, loop.stopped)
+
+
+class _Loop:
+    """The training loop's state: best held-out loss and parameters so far, steps, why it stopped."""
+
+    def __init__(
+        self, student: Student, objective: _Objective, opts: dict, rc: RefineSection, first: float, check_s: float
+    ) -> None:
+        self.student, self.objective, self.opts, self.rc = student, objective, opts, rc
+        self.learned = list(student.parameters())
+        self.best, self.best_state = first, [p.detach().clone() for p in self.learned]
+        self.check_s, self.losses, self.bad, self.steps, self.stopped = check_s, [], 0, 0, "steps done"
+
+    def check(self, held_x: torch.Tensor, held_target: torch.Tensor) -> bool:
+        """Held-out check: keep the state if it is the best so far; False when patience is used up."""
+        current = self.objective.holdout(held_x, held_target)
+        if current < self.best:
+            self.best, self.best_state, self.bad = current, [p.detach().clone() for p in self.learned], 0
+            return True
+        self.bad += 1
+        return self.bad < self.rc.patience
+
+    def run(
+        self,
+        fit: np.ndarray,
+        held_x: torch.Tensor,
+        held_target: torch.Tensor,
+        seed: int,
+        t0: float,
+        budget: float | None,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        rc, order = self.rc, list(self.opts)
+        rng, per_phase, step_s, unchecked = np.random.default_rng(seed), max(1, rc.steps // rc.phases), 0.0, 0
         for step in range(rc.steps):
-            if time_budget_s is not None and time.perf_counter() - t0 > time_budget_s:
-                stopped = "time budget"
+            elapsed = time.perf_counter() - t0
+            if budget is not None and elapsed + step_s + self.check_s > budget:
+                self.stopped = "time budget"
                 break
+            t_step = time.perf_counter()
             phase = order[(step // per_phase) % len(order)]
             x = torch.from_numpy(fit[rng.choice(len(fit), min(rc.batch_size, len(fit)), replace=False)])
-            loss = objective.loss(x, phase)
-            opts[phase].zero_grad(set_to_none=True)
-            loss.backward()
-            opts[phase].step()
-            if student.thresholds is not None:
-                with torch.no_grad():
-                    student.thresholds.data = torch.sort(student.thresholds.data).values
-            losses.append(float(loss.detach()))
+            self._step(x, phase)
+            step_s, unchecked, self.steps = max(step_s, time.perf_counter() - t_step), unchecked + 1, step + 1
             if progress:
                 progress(step + 1)
             if (step + 1) % per_phase == 0:
-                current = objective.holdout(held_x, held_target)
-                if current < best:
-                    best, best_state, bad = current, [p.detach().clone() for p in learned], 0
-                elif (bad := bad + 1) >= rc.patience:
-                    stopped = "early stop (held-out loss no longer improving)"
-                    break
-        else:
-            step = rc.steps
-    finally:
-        objective.close()
-    with torch.no_grad():
-        for p, v in zip(learned, best_state, strict=True):
-            p.copy_(v)
-    return _result(student, losses, first, best, time.perf_counter() - t0, step, stopped)
+                unchecked = 0
+                if not self.check(held_x, held_target):
+                    self.stopped = "early stop (held-out loss no longer improving)"
+                    return
+        if unchecked:  # steps after the last phase boundary are judged too
+            self.check(held_x, held_target)
+
+    def _step(self, x: torch.Tensor, phase: str) -> None:
+        loss = self.objective.loss(x, phase)
+        self.opts[phase].zero_grad(set_to_none=True)
+        loss.backward()
+        self.opts[phase].step()
+        th = self.student.thresholds
+        if th is not None:
+            with torch.no_grad():
+                th.data = torch.sort(th.data).values
+        self.losses.append(float(loss.detach()))
+
+    def restore_best(self) -> None:
+        with torch.no_grad():
+            for p, v in zip(self.learned, self.best_state, strict=True):
+                p.copy_(v)
 
 
 def _result(
