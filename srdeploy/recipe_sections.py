@@ -145,8 +145,11 @@ class QuantSection(_Section):
         return self.equalize if self.equalize is not None else self.method in ("daq", "adabm")
 
 
+FILTER_POLICIES = ("bn_filter", "l1_filter")
+
+
 class SparsitySection(_Section):
-    policy: Literal["none", "uniform", "sls", "bn_filter"] = "none"
+    policy: Literal["none", "uniform", "sls", "bn_filter", "l1_filter"] = "none"
     n: int = Field(2, ge=1, le=32)
     m: int = Field(4, ge=2, le=32)
     candidates: tuple[tuple[int, int], ...] = ((4, 4), (3, 4), (2, 4), (1, 4))
@@ -154,6 +157,12 @@ class SparsitySection(_Section):
     include_roles: tuple[Literal["head", "body", "upsampler", "tail"], ...] = ("body",)
     bn_threshold: float = Field(0.01, gt=0, lt=1, description="bn_filter: max P(active) or relative spread")
     bn_max_fraction: float = Field(0.5, gt=0, le=1, description="bn_filter: at most this share of a layer")
+    bn_ratio: float | None = Field(None, gt=0, lt=1, description="filter pruning: share of prunable filters removed")
+    bn_layer_ratios: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=dict, description="filter pruning: share removed per block path (e.g. body.3), fixed"
+    )
+    bn_mac_budget: float | None = Field(None, gt=0, lt=1, description="filter pruning: fraction of body MACs kept")
+    recovery: bool = Field(False, description="filter pruning: least-squares re-fit of each pruned block's consumer")
     bias_correction: bool = True
     refit: bool = Field(True, description="re-select masks by activation importance and re-fit kept weights")
     sensitivity_patches: int = Field(16, ge=1, le=1000)
@@ -165,7 +174,24 @@ class SparsitySection(_Section):
                 raise ValueError(f"N:M pattern {n}:{m} needs 0 < N <= M")
         if not self.candidates:
             raise ValueError("candidates is empty; list N:M pairs, e.g. [[4, 4], [2, 4], [1, 4]]")
+        return self._filter_targets()
+
+    def _filter_targets(self) -> SparsitySection:
+        if self.bn_ratio is not None and self.bn_mac_budget is not None:
+            raise ValueError("set one of bn_ratio (share of filters removed) or bn_mac_budget (share of MACs kept)")
+        if self.policy not in FILTER_POLICIES and (self.has_filter_target or self.recovery):
+            raise ValueError(
+                "bn_ratio, bn_layer_ratios, bn_mac_budget and recovery apply to policy bn_filter or l1_filter, "
+                f"not {self.policy!r}"
+            )
+        if self.policy == "l1_filter" and not self.has_filter_target:
+            raise ValueError("policy l1_filter needs a target: set bn_ratio, bn_layer_ratios or bn_mac_budget")
         return self
+
+    @property
+    def has_filter_target(self) -> bool:
+        """Filter pruning to a ratio or MAC budget (else bn_filter removes dead/constant channels only)."""
+        return self.bn_ratio is not None or self.bn_mac_budget is not None or bool(self.bn_layer_ratios)
 
     @property
     def sls_options(self) -> tuple[tuple[int, int], ...]:

@@ -103,3 +103,45 @@ def test_bn_filter_build_shrinks_the_graph_and_reloads(tmp_path: Path, hr_folder
     assert [len(g.keep) for g in plan.structure] == [10, 10]
     again, _ = validate_folder(pruned.out_dir, str(hr_folder))  # re-applies the plan's surgery
     assert again["verdict"] == "pass"
+
+
+def _conv_shapes(path: Path) -> dict[str, list[int]]:
+    return {i.name: list(i.dims) for i in onnx.load(str(path)).graph.initializer if i.name.endswith("conv1.weight")}
+
+
+def test_bn_ratio_build_is_a_smaller_dense_network_and_fp32_stays_as_trained(tmp_path: Path, hr_folder: Path) -> None:
+    torch.manual_seed(0)
+    net = SRResNet(scale=2, n_resblocks=2, n_feats=16, bn=True).eval()
+    with torch.no_grad():
+        for block in (net.body[0], net.body[1]):
+            block.bn1.weight.uniform_(0.2, 1.5)
+            block.bn1.bias.normal_(0.0, 0.5)
+    ckpt = save_checkpoint(net, tmp_path / "srr.pt")
+    dense = build(recipe(ckpt, hr_folder, {"policy": "none"}), tmp_path / "dense")
+    sparsity = {"policy": "bn_filter", "bn_ratio": 0.25, "recovery": True}
+    pruned = build(recipe(ckpt, hr_folder, sparsity), tmp_path / "pruned")
+    assert pruned.passed, pruned.report["failures"]
+    assert (pruned.out_dir / "fp32.onnx").read_bytes() == (dense.out_dir / "fp32.onnx").read_bytes()
+    plan = load_plan(pruned.out_dir / "plan.json")
+    kept = {g.producers[0]: len(g.keep) for g in plan.structure}
+    assert sum(kept.values()) == 24 and all(g.consumer_weight is not None for g in plan.structure)
+    for profile in ("trt", "ort"):
+        shapes = _conv_shapes(pruned.out_dir / profile / "model.onnx")
+        assert {k: v[0] for k, v in shapes.items() if k in kept} == kept
+        inits = {
+            i.name: list(i.dims) for i in onnx.load(str(pruned.out_dir / profile / "model.onnx")).graph.initializer
+        }
+        assert inits["body.0.conv2.weight"] == [16, kept["body.0.conv1.weight"], 3, 3]
+    size = pruned.report["sparsity"]["structure"]["size"]
+    assert size["macs_per_lr_pixel_after"] < size["macs_per_lr_pixel_before"]
+    assert size["params_after"] < size["params_before"]
+    # the fp32 execution is the model as trained: the deployed drop includes the pruning loss
+    vs_fp32 = {
+        name: {s["execution"]: s["psnr_vs_fp32"] for s in b.report["summary"]}
+        for name, b in (("dense", dense), ("pruned", pruned))
+    }
+    for execution, value in vs_fp32["pruned"].items():
+        if execution != "fp32":
+            assert value < vs_fp32["dense"][execution] - 3.0, (execution, vs_fp32)
+    again, _ = validate_folder(pruned.out_dir, str(hr_folder))  # the plan's re-fitted consumers reload
+    assert again["verdict"] == "pass"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -98,12 +99,37 @@ def _replace(module: nn.Module, path: str, new: nn.Module) -> None:
     setattr(parent, attr, new)
 
 
+def _consumer(
+    group: ChannelPruning, w: str, weight: torch.Tensor, bias: torch.Tensor | None, idx: torch.Tensor, constants: Any
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A consumer's weight sliced to the kept input channels (removed constants folded into its bias), or the
+    plan's re-fitted weight and bias."""
+    if group.consumer_weight is not None:
+        fitted = torch.from_numpy(np.asarray(group.consumer_weight, np.float32))
+        if tuple(fitted.shape) != (weight.shape[0], len(idx), *weight.shape[2:]):
+            raise PlanError(
+                f"re-fitted weight of {w} has shape {tuple(fitted.shape)}, the pruned conv needs "
+                f"{(weight.shape[0], len(idx), *weight.shape[2:])}",
+                "the plan does not match this model",
+            )
+        if group.consumer_bias is not None:
+            if bias is None or bias.shape[0] != len(group.consumer_bias):
+                raise PlanError(f"re-fitted bias of {w} does not fit the conv", "the plan does not match this model")
+            bias = torch.from_numpy(np.asarray(group.consumer_bias, np.float32))
+        return fitted, bias
+    removed = list(group.removed)
+    if constants is not None and removed:
+        if bias is None:
+            raise PlanError(f"cannot fold constant channels into {w}: it has no bias", "rebuild the plan")
+        bias = bias + (weight[:, removed].sum(dim=(2, 3)) * constants).sum(dim=1)
+    return weight[:, idx], bias
+
+
 def prune_channels(module: nn.Module, group: ChannelPruning) -> None:
     """Channel surgery: smaller dense convs (and per-channel parameters) for one group. A conv may be both a
     consumer and a producer of the same group (e.g. EDSR's body conv on the residual stream)."""
     convs = _convs(module)
     idx = torch.as_tensor(list(group.keep), dtype=torch.long)
-    removed = list(group.removed)
     constants = None if group.constants is None else torch.from_numpy(np.asarray(group.constants, np.float32))
     with torch.no_grad():
         for w in sorted(set(group.producers) | set(group.consumers)):
@@ -111,11 +137,7 @@ def prune_channels(module: nn.Module, group: ChannelPruning) -> None:
             weight = conv.weight.detach()
             bias = None if conv.bias is None else conv.bias.detach().clone()
             if w in group.consumers:
-                if constants is not None and removed:
-                    if bias is None:
-                        raise PlanError(f"cannot fold constant channels into {w}: it has no bias", "rebuild the plan")
-                    bias += (weight[:, removed].sum(dim=(2, 3)) * constants).sum(dim=1)
-                weight = weight[:, idx]
+                weight, bias = _consumer(group, w, weight, bias, idx, constants)
             if w in group.producers:
                 weight = weight[idx]
                 bias = None if bias is None else bias[idx]

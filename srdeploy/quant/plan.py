@@ -85,7 +85,10 @@ class ChannelPruning:
     """Filter pruning of one channel group: output channels of ``producers`` (and the 1-D ``per_channel``
     parameters, e.g. a PReLU between them) outside ``keep`` are removed, and so are the matching input
     channels of ``consumers``. ``constants``: the value each removed channel would have carried (one per
-    removed channel, in channel order), folded into the consumers' biases; None when removed channels are 0."""
+    removed channel, in channel order), folded into the consumers' biases; None when removed channels are 0.
+    ``consumer_weight`` / ``consumer_bias``: the re-fitted weight (already at the pruned shape) and bias of the
+    single consumer (label-free recovery, sparsity/filter_recovery.py); they replace the sliced ones (and
+    ``constants``) when set."""
 
     producers: tuple[str, ...]
     consumers: tuple[str, ...]
@@ -93,6 +96,8 @@ class ChannelPruning:
     channels: int
     constants: np.ndarray | None = None
     per_channel: tuple[str, ...] = ()
+    consumer_weight: np.ndarray | None = None
+    consumer_bias: np.ndarray | None = None
 
     @property
     def removed(self) -> tuple[int, ...]:

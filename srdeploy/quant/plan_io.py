@@ -68,6 +68,8 @@ def plan_to_json(plan: QuantPlan) -> tuple[dict[str, Any], dict[str, np.ndarray]
             channels=g.channels,
             per_channel=list(g.per_channel),
             constants=_array(arrays, f"structure/{i}", g.constants),
+            consumer_weight=_array(arrays, f"structure_weight/{i}", g.consumer_weight),
+            consumer_bias=_array(arrays, f"structure_bias/{i}", g.consumer_bias),
         )
         for i, g in enumerate(plan.structure)
     ]
@@ -135,6 +137,8 @@ def plan_from_json(doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> 
                 channels=int(g["channels"]),
                 constants=_opt(arrays, g.get("constants")),
                 per_channel=tuple(g.get("per_channel", ())),
+                consumer_weight=_opt(arrays, g.get("consumer_weight")),
+                consumer_bias=_opt(arrays, g.get("consumer_bias")),
             )
             for g in doc["structure"]
         ),
@@ -193,6 +197,8 @@ def check_plan(plan: QuantPlan) -> None:
     ]
     for where, spec in specs:
         _check_spec(where, spec)
+    for g in plan.structure:
+        _check_pruning(g)
     for g in plan.equalization:
         if not np.all(np.isfinite(g.scale)) or np.any(g.scale <= 0):
             raise PlanError(
@@ -201,6 +207,17 @@ def check_plan(plan: QuantPlan) -> None:
     for t in plan.bits.thresholds:
         if not math.isfinite(t):
             raise PlanError("plan: a tier threshold is not finite", "rebuild the folder")
+
+
+def _check_pruning(g: ChannelPruning) -> None:
+    where = f"plan: channel pruning of {g.producers[:1]}"
+    if not g.keep or len(set(g.keep)) != len(g.keep) or min(g.keep) < 0 or max(g.keep) >= g.channels:
+        raise PlanError(f"{where} keeps {len(g.keep)} channel(s), not distinct ones of 0..{g.channels - 1}", "rebuild")
+    arrays = [a for a in (g.constants, g.consumer_weight, g.consumer_bias) if a is not None]
+    if any(not np.all(np.isfinite(a)) for a in arrays):
+        raise PlanError(f"{where} has non-finite constants or re-fitted weights", "rebuild the folder")
+    if g.consumer_weight is not None and (len(g.consumers) != 1 or g.consumer_weight.ndim != 4):
+        raise PlanError(f"{where}: a re-fitted consumer weight needs one 4-D consumer", "rebuild the folder")
 
 
 def _check_spec(where: str, spec: QuantSpec) -> None:

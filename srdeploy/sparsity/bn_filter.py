@@ -48,8 +48,12 @@ def _norm_pdf(x: np.ndarray) -> np.ndarray:
 
 
 def channel_stats(bn: nn.BatchNorm2d) -> dict[str, np.ndarray]:
-    """P(active), post-ReLU mean and relative spread |γ|/median|γ| of each channel, from γ, β only."""
+    """P(active), post-ReLU mean and relative spread s/median(s) of each channel, from γ, β and the running
+    variance σ² (s = |γ| σ / sqrt(σ² + ε): the std of BN's output when its input has the running statistics)."""
     gamma = np.abs(bn.weight.detach().double().cpu().numpy()) if bn.affine else np.ones(bn.num_features)
+    if bn.track_running_stats and bn.running_var is not None:  # std of BN's output on the running statistics
+        var = bn.running_var.detach().double().cpu().numpy()
+        gamma = gamma * np.sqrt(np.maximum(var, 0.0) / (np.maximum(var, 0.0) + bn.eps))
     beta = bn.bias.detach().double().cpu().numpy() if bn.affine else np.zeros(bn.num_features)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(gamma > 0, beta / np.where(gamma > 0, gamma, 1.0), np.sign(beta) * np.inf)
@@ -124,9 +128,17 @@ def block_pruning(name: str, block: nn.Module, cfg: SparsitySection) -> tuple[Ch
 
 
 def prune_filters(model: SRModel, cfg: SparsitySection) -> tuple[tuple[ChannelPruning, ...], dict[str, Any]]:
-    """Plan entries for ``model`` as loaded (BatchNorm not folded: its statistics decide), and a report.
-    apply_plan performs the channel surgery on the deploy-form network."""
+    """Plan entries for ``model`` as loaded (BatchNorm not folded: its statistics decide), and a report: to
+    the recipe's target (bn_ratio / bn_layer_ratios / bn_mac_budget, sparsity/filter_prune.py) when one is
+    set, else only dead and constant channels. apply_plan performs the channel surgery on the deploy-form
+    network. A model without such blocks is refused (RecipeError naming the policies that apply)."""
+    from srdeploy.sparsity.filter_prune import no_batchnorm_error, prune_to_target
+
     blocks = prunable_blocks(model.module)
+    if not blocks:
+        raise no_batchnorm_error(model)
+    if cfg.has_filter_target:
+        return prune_to_target(model, cfg)
     groups, rows = [], []
     for name, block in blocks.items():
         group, row = block_pruning(name, block, cfg)
@@ -143,6 +155,4 @@ def prune_filters(model: SRModel, cfg: SparsitySection) -> tuple[tuple[ChannelPr
         note=APPROXIMATION_NOTE if any(r["constant"] for r in rows) else "",
         blocks=rows,
     )
-    if not blocks:
-        report["note"] = "no conv-BatchNorm-ReLU-conv block found (BatchNorm already folded, or no BN): nothing pruned"
     return tuple(groups), report

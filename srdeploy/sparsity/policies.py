@@ -15,7 +15,7 @@ import numpy as np
 from srdeploy.models.base import SRModel
 from srdeploy.quant.plan import ChannelPruning, LayerInfo, NMMask
 from srdeploy.recipe import SparsitySection
-from srdeploy.sparsity import bn_filter, sls, uniform
+from srdeploy.sparsity import bn_filter, filter_prune, sls, uniform
 
 MaskFn = Callable[
     [SRModel, Sequence[LayerInfo], np.ndarray, SparsitySection, int], tuple[dict[str, NMMask], dict[str, Any]]
@@ -45,6 +45,11 @@ POLICIES: dict[str, Policy] = {
         "bn_filter",
         "data-free removal of always-zero / constant channels inside conv-BN-ReLU-conv blocks (from gamma, beta)",
         structure=bn_filter.prune_filters,
+    ),
+    "l1_filter": Policy(
+        "l1_filter",
+        "baseline filter pruning: the same share of every block's filters by smallest L1 norm (needs a target)",
+        structure=filter_prune.prune_to_target,
     ),
 }
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from srdeploy.errors import RecipeError
 from srdeploy.export import export_onnx
 from srdeploy.models.base import SRModel
 from srdeploy.models.deploy_form import to_deploy_form
@@ -49,7 +50,7 @@ def _x(h: int = 12, w: int = 14) -> torch.Tensor:
 
 
 def test_channel_stats_match_monte_carlo() -> None:
-    bn = nn.BatchNorm2d(4)
+    bn = nn.BatchNorm2d(4, eps=0.0)  # output std = |gamma| exactly (running_var 1)
     with torch.no_grad():
         bn.weight.copy_(torch.tensor([1.0, 0.5, -2.0, 0.0]))
         bn.bias.copy_(torch.tensor([0.3, -1.0, 1.0, 0.4]))
@@ -111,10 +112,10 @@ def test_max_fraction_and_at_least_one_channel() -> None:
     assert len(structure[0].keep) == 1
 
 
-def test_no_bn_nothing_to_prune() -> None:
+def test_no_bn_refused() -> None:
     folded = to_deploy_form(copy.deepcopy(tiny_srresnet_bn()))
-    structure, report = prune_filters(folded, CFG)
-    assert structure == () and "nothing pruned" in report["note"]
+    with pytest.raises(RecipeError, match="needs conv-BatchNorm-ReLU-conv blocks"):
+        prune_filters(folded, CFG)
 
 
 def test_exported_pruned_onnx_is_smaller(tmp_path) -> None:

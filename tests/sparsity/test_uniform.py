@@ -61,7 +61,7 @@ def test_config_validation() -> None:
     cfg = SparsitySection(policy="sls", candidates=((2, 4), (1, 4)), mac_budget=0.3)
     assert cfg.policy == "sls" and cfg.mac_budget == 0.3
     assert cfg.sls_options == ((1, 1), (2, 4), (1, 4))
-    assert tuple(POLICIES) == ("none", "uniform", "sls", "bn_filter")
+    assert tuple(POLICIES) == ("none", "uniform", "sls", "bn_filter", "l1_filter")
     for bad in (
         dict(policy="magic"),
         dict(n=5, m=4),
