@@ -75,3 +75,43 @@ def make_plan(model: SRModel, export: tuple[onnx.ModelProto, GraphInfo], n: int 
 
 def params(model: SRModel, plan: QuantPlan) -> dict:
     return deployed_weights(model.module, plan)
+
+
+def tiny_srresnet_bn(dead: list[int] = (), const: list[int] | None = None, seed: int = 0) -> SRModel:
+    """SRResNet-BN x2, 2 blocks of 16 channels, BN statistics that differ per channel; ``dead`` channels are
+    always zero after the ReLU, ``const`` channels exactly constant (ReLU(beta))."""
+    from srdeploy.models.srresnet import SRResNet
+
+    torch.manual_seed(seed)
+    net = SRResNet(scale=2, n_resblocks=2, n_feats=16, bn=True)
+    with torch.no_grad():
+        for block in net.body[:2]:
+            for bn in (block.bn1, block.bn2):
+                bn.running_mean.normal_(0, 0.5)
+                bn.running_var.uniform_(0.5, 2.0)
+                bn.weight.uniform_(0.5, 1.5)
+                bn.bias.normal_(0, 0.3)
+            block.bn1.bias[list(dead)] = -50.0
+            if const:
+                block.bn1.weight[const] = 0.0
+                block.bn1.bias[const] = 0.7
+            block.conv2.weight.mul_(0.2)
+    return SRModel(module=net.eval(), arch="srresnet", scale=2, hparams=net.hparams, name="tiny_srresnet_bn")
+
+
+def ort_fused(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime with every graph optimization (QDQ fused into integer kernels), CPU."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return sess.run(None, {"input": x})[0]
+
+
+def simulated(model: SRModel, plan: QuantPlan, profile: str, tier: int, x: np.ndarray) -> np.ndarray:
+    from srdeploy.quant.simulate import simulate
+
+    with torch.no_grad():
+        return simulate(model, plan, profile, tier)(torch.from_numpy(x)).numpy()

@@ -7,33 +7,22 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
-from srtest import exported, params, patches, plan_for, recipe
+from srtest import exported, ort_fused, params, patches, plan_for, recipe, simulated
 
 from srdeploy.models.base import SRModel
 from srdeploy.models.compact import SRVGGNetCompact
 from srdeploy.models.deploy_form import to_deploy_form
 from srdeploy.models.rrdbnet import RRDBNet
 from srdeploy.passes.rewrite import rewrite
-from srdeploy.quant.simulate import simulate
 from srdeploy.validate.metrics import psnr_float
 
 X = np.ascontiguousarray(patches(1, 20, seed=5)[:, :, :, :17])  # an odd width
 
 
-def fused(proto) -> np.ndarray:
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    return sess.run(None, {"input": X})[0]
 
 
-def sim(model, plan, profile: str, tier: int) -> np.ndarray:
-    with torch.no_grad():
-        return simulate(model, plan, profile, tier)(torch.from_numpy(X)).numpy()
 
 
 ALL_ROLES = dict(weight_bits=8, act_bits=8, method="mse", quantize_roles=["head", "body", "upsampler", "tail"])
@@ -103,3 +92,11 @@ def test_deployed_graph_agrees_with_the_simulation(arch: str, tmp_path) -> None:
         assert psnr_float(got, simulated) >= 40.0, (arch, profile, psnr_float(got, simulated))
         assert psnr_float(simulated, ref) >= 30.0, (arch, profile)  # W8A8 stays close to fp32
         assert np.isfinite(got).all()
+
+
+def fused(proto) -> np.ndarray:
+    return ort_fused(proto, X)
+
+
+def sim(model, plan, profile: str, tier: int) -> np.ndarray:
+    return simulated(model, plan, profile, tier, X)

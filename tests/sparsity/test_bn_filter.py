@@ -10,13 +10,13 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from srtest import tiny_srresnet_bn
 from torch import nn
 
 from srdeploy.errors import RecipeError
 from srdeploy.export import export_onnx
 from srdeploy.models.base import SRModel
 from srdeploy.models.deploy_form import to_deploy_form
-from srdeploy.models.srresnet import SRResNet
 from srdeploy.quant.apply import apply_plan
 from srdeploy.quant.plan import ModelRef, QuantPlan
 from srdeploy.recipe import SparsitySection
@@ -26,23 +26,6 @@ DEAD = [1, 5, 9]
 CFG = SparsitySection(policy="bn_filter")
 
 
-def tiny_srresnet_bn(dead: list[int] = DEAD, const: list[int] | None = None, seed: int = 0) -> SRModel:
-    torch.manual_seed(seed)
-    net = SRResNet(scale=2, n_resblocks=2, n_feats=16, bn=True)
-    with torch.no_grad():
-        for block in net.body[:2]:
-            for bn in (block.bn1, block.bn2):
-                bn.running_mean.normal_(0, 0.5)
-                bn.running_var.uniform_(0.5, 2.0)
-                bn.weight.uniform_(0.5, 1.5)
-                bn.bias.normal_(0, 0.3)
-            block.bn1.bias[dead] = -50.0  # always-zero after ReLU
-            if const:
-                block.bn1.weight[const] = 0.0  # exactly constant ReLU(beta)
-                block.bn1.bias[const] = 0.7
-            block.conv2.weight.mul_(0.2)
-    net.eval()
-    return SRModel(module=net, arch="srresnet", scale=2, hparams=net.hparams, name="tiny_srresnet_bn")
 
 
 def _x(h: int = 12, w: int = 14) -> torch.Tensor:
@@ -70,7 +53,7 @@ def deployed(model: SRModel, structure) -> torch.nn.Module:
 
 
 def test_dead_channels_removed_function_kept() -> None:
-    model = tiny_srresnet_bn()
+    model = tiny_srresnet_bn(DEAD)
     structure, report = prune_filters(model, CFG)
     assert [(g.producers, g.consumers, g.keep) for g in structure] == [
         ((f"body.{i}.conv1.weight",), (f"body.{i}.conv2.weight",), tuple(c for c in range(16) if c not in DEAD))
@@ -113,7 +96,7 @@ def test_max_fraction_and_at_least_one_channel() -> None:
 
 
 def test_no_bn_refused() -> None:
-    folded = to_deploy_form(copy.deepcopy(tiny_srresnet_bn()))
+    folded = to_deploy_form(copy.deepcopy(tiny_srresnet_bn(DEAD)))
     with pytest.raises(RecipeError, match="needs conv-BatchNorm-ReLU-conv blocks"):
         prune_filters(folded, CFG)
 

@@ -8,12 +8,11 @@ import copy
 import numpy as np
 import pytest
 import torch
+from srtest import tiny_srresnet_bn
 from torch import nn
 
 from srdeploy.errors import RecipeError
-from srdeploy.models.base import SRModel
 from srdeploy.models.deploy_form import to_deploy_form
-from srdeploy.models.srresnet import SRResNet
 from srdeploy.quant.apply import apply_plan
 from srdeploy.quant.plan import ModelRef, QuantPlan
 from srdeploy.quant.plan_io import load_plan, save_plan
@@ -22,21 +21,6 @@ from srdeploy.sparsity.bn_filter import channel_stats, prune_filters
 from srdeploy.sparsity.filter_prune import prune_to_target
 from srdeploy.sparsity.filter_recovery import recover
 from srdeploy.sparsity.filter_targets import Block, allocate
-
-
-def tiny_srresnet_bn(dead: list[int] | None = None, seed: int = 0) -> SRModel:
-    """SRResNet-BN x2, 2 blocks of 16 channels, BN statistics that differ per channel."""
-    torch.manual_seed(seed)
-    net = SRResNet(scale=2, n_resblocks=2, n_feats=16, bn=True)
-    with torch.no_grad():
-        for block in net.body[:2]:
-            for bn in (block.bn1, block.bn2):
-                bn.running_mean.normal_(0, 0.5)
-                bn.running_var.uniform_(0.5, 2.0)
-                bn.weight.uniform_(0.5, 1.5)
-                bn.bias.normal_(0, 0.3)
-            block.conv2.weight.mul_(0.2)
-    return SRModel(module=net.eval(), arch="srresnet", scale=2, hparams=net.hparams, name="tiny_srresnet_bn")
 
 
 def bn_cfg(**kw) -> SparsitySection:

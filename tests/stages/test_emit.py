@@ -6,14 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import onnxruntime as ort
 import pytest
-import torch
-from srtest import exported, params, plan_for, recipe, tiny_edsr
+from srtest import exported, ort_fused, params, plan_for, recipe, simulated, tiny_edsr
 
 from srdeploy.passes.rewrite import rewrite
 from srdeploy.quant.plan import ChannelGroup, Emission, NMMask
-from srdeploy.quant.simulate import simulate
 from srdeploy.validate.metrics import psnr_float
 
 DEFAULT = dict(weight_bits=8, act_bits=8, method="mse", quantize_roles=["body", "upsampler", "tail"])
@@ -27,17 +24,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory):
     return model, *exported(model, tmp_path_factory.mktemp("emit"))
 
 
-def fused(model_proto) -> np.ndarray:
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(model_proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    return sess.run(None, {"input": X})[0]
 
 
-def sim(model, plan, profile: str, tier: int) -> np.ndarray:
-    with torch.no_grad():
-        return simulate(model, plan, profile, tier)(torch.from_numpy(X)).numpy()
 
 
 CASES = {
@@ -109,3 +97,11 @@ def test_every_plan_field_reaches_the_graph(tiny) -> None:
         assert _changed(model, fp32, plan, edited), name
     fp16 = replace(plan, emission={**plan.emission, "trt": Emission(opset=19, float_dtype="float32")})
     assert _changed(model, fp32, plan, fp16, "trt")
+
+
+def fused(proto) -> np.ndarray:
+    return ort_fused(proto, X)
+
+
+def sim(model, plan, profile: str, tier: int) -> np.ndarray:
+    return simulated(model, plan, profile, tier, X)
