@@ -186,7 +186,8 @@ def upscale(
 
     limit = DEFAULT_MAX_MEGAPIXELS if max_megapixels is None else max_megapixels
     summary = upscale_paths(
-        inp, out_path, build_dir, tile, tier, profile, threads, cli_ui.progress(err), limit, backend=backend
+        inp, out_path, build_dir, tile, tier, profile, threads, cli_ui.progress(err),
+        max_megapixels=limit, backend=backend,
     )
     # File names can contain brackets, which rich would read as markup.
     out.print(summary.describe(), markup=False, highlight=False)

@@ -65,6 +65,7 @@ def handle_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _state["received"] = 0  # a signal handled here must not make later imports outside look interrupted
 
 
 @contextmanager

@@ -111,3 +111,15 @@ def test_atomic_file_leaves_no_temporary_on_failure(tmp_path: Path) -> None:
         tmp.write_bytes(b"half")
         raise ValueError("encoder failed")
     assert _entries(tmp_path) == []
+
+
+def test_a_handled_signal_does_not_outlive_its_block() -> None:
+    """Once handle_signals() has turned a SIGTERM into Interrupted and exited, later code outside it (a
+    library build(), an optional backend's ImportError) must not be told it was interrupted."""
+    from srdeploy.interrupts import received, reraise_pending
+
+    with pytest.raises(Interrupted), handle_signals():
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.pthread_sigmask(signal.SIG_BLOCK, [])  # a bytecode boundary for the handler
+    assert received() == 0
+    reraise_pending()  # no Interrupted
