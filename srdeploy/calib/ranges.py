@@ -76,8 +76,9 @@ def mse(stats: SiteStats, bits: int, grid: str, options: Mapping[str, Any]) -> t
     start = ema_minmax if options.get("ema_init", False) else minmax
     lo, hi = start(stats, bits, grid, options)
     x = stats.flat_sample()
-    stride = -(-x.size // MSE_SAMPLE)  # ceil: every channel keeps its share of the values
-    return mse_search(x[::stride], lo, hi, bits, grid)
+    if bits < 8:  # 8 bits: the tails a subsample loses set the clip (default recipe, ort: 0.070 dB drop subsampled vs 0.060 full)
+        x = x[:: -(-x.size // MSE_SAMPLE)]  # ceil stride: every channel keeps its share of the values
+    return mse_search(x, lo, hi, bits, grid)
 
 
 def gaussian(stats: SiteStats, bits: int, grid: str, options: Mapping[str, Any]) -> tuple[float, float]:
