@@ -161,19 +161,21 @@ def print_summary(out: Any, report: dict) -> None:
     if not report.get("summary"):
         return
     t = Table(title=escape(f"{report.get('recipe', {}).get('name', '')}: {report.get('dataset')}"))
-    for col in ("execution", "Y-PSNR", "SSIM", "drop vs fp32", "sim agreement (min dB)", "tiers"):
+    tiered = any(len(s["tier_usage"]) > 1 for s in report["summary"])  # a tier column only where tiers differ
+    cols = ("execution", "Y-PSNR", "SSIM", "drop vs fp32", "sim agreement (min dB)") + (("tiers",) if tiered else ())
+    for col in cols:
         t.add_column(col)
     b = report.get("bicubic", {})
-    t.add_row("bicubic", f"{b.get('psnr_y', 0):.2f}", f"{b.get('ssim_y', 0):.4f}", "", "", "")
+    t.add_row("bicubic", f"{b.get('psnr_y', 0):.2f}", f"{b.get('ssim_y', 0):.4f}", "", "", *([""] if tiered else []))
     for s in report["summary"]:
-        t.add_row(
+        row = [
             escape(s["execution"]),
             f"{s['psnr_y']:.2f}",
             f"{s['ssim_y']:.4f}",
             "" if s["psnr_drop_db"] is None else f"{s['psnr_drop_db']:.3f}",
             "" if s["agreement_min_db"] is None else f"{s['agreement_min_db']:.1f}",
-            ", ".join(f"{k}:{v}" for k, v in s["tier_usage"].items()),
-        )
+        ]
+        t.add_row(*row, *([", ".join(f"{k}:{v}" for k, v in s["tier_usage"].items())] if tiered else []))
     out.print(t)
     verdict = str(report.get("verdict", ""))
     color = "green" if verdict == "pass" else "red"
