@@ -3,6 +3,7 @@ keep passing their quality thresholds. A change that breaks quality fails this r
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,19 @@ from srdeploy.pipeline import build
 from srdeploy.recipe import load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = ["calib.patches=24", "validate.max_images=4"]
+FAST = ["calib.patches=24"]
+# Four eval images of four content kinds (photo, texture, text, line art). The eval set's own order starts
+# with screenshots and the flat gradient whose noise floor dominates any 4-image mean (docs/ACCURACY.md);
+# the full set is validated by the build itself and by docs/results/int8_default_by_category.json.
+IMAGES = ("ocv_butterfly", "mate_wood", "ocv_sudoku", "ocv_anime")
+
+
+def _four_images(tmp_path: Path) -> Path:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in IMAGES:
+        shutil.copy(REPO / "calib_data" / "eval" / f"{name}.png", folder / f"{name}.png")
+    return folder
 
 CASES = {
     # recipe: (extra fast overrides, max mean Y-PSNR drop of the deployed graphs vs fp32)
@@ -24,7 +37,8 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_default_recipe_keeps_its_quality(name: str, tmp_path: Path) -> None:
     overrides, max_drop = CASES[name]
-    recipe = load_recipe(REPO / "recipes" / f"{name}.yaml", FAST + overrides)
+    images = f"validate.dataset={_four_images(tmp_path)}"
+    recipe = load_recipe(REPO / "recipes" / f"{name}.yaml", [*FAST, images, *overrides])
     result = build(recipe, tmp_path / name)
     report = result.report
     assert report["verdict"] == "pass", report["failures"]
