@@ -66,21 +66,25 @@ def channel_stats(bn: nn.BatchNorm2d) -> dict[str, np.ndarray]:
     return dict(p_active=p_active, mean=mean, rel_spread=gamma / ref, beta=beta)
 
 
-def prunable_blocks(module: nn.Module) -> dict[str, nn.Module]:
-    """Block path -> block, for blocks with conv1 -> BatchNorm2d bn1 -> ReLU act -> conv2."""
+def conv_relu_conv_blocks(module: nn.Module, bn1_types: tuple[type, ...] = (nn.BatchNorm2d,)) -> dict[str, nn.Module]:
+    """Block path -> block, for blocks conv1 -> bn1 (one of ``bn1_types``) -> ReLU act -> conv2, ungrouped."""
     out = {}
     for name, m in module.named_modules():
         c1, b1, act, c2 = (getattr(m, a, None) for a in ("conv1", "bn1", "act", "conv2"))
         if (
             isinstance(c1, nn.Conv2d)
-            and isinstance(b1, nn.BatchNorm2d)
+            and isinstance(b1, bn1_types)
             and isinstance(act, nn.ReLU)
             and isinstance(c2, nn.Conv2d)
-            and c1.groups == 1
-            and c2.groups == 1
+            and c1.groups == c2.groups == 1
         ):
             out[name] = m
     return out
+
+
+def prunable_blocks(module: nn.Module) -> dict[str, nn.Module]:
+    """Blocks BN filter pruning applies to: conv1 -> BatchNorm2d bn1 -> ReLU act -> conv2."""
+    return conv_relu_conv_blocks(module)
 
 
 def _fold_target(block: nn.Module) -> str | None:

@@ -27,24 +27,13 @@ from srdeploy.errors import RecipeError
 from srdeploy.models.base import SRModel
 from srdeploy.quant.plan import ChannelPruning
 from srdeploy.recipe import SparsitySection
-from srdeploy.sparsity.bn_filter import channel_stats, prunable_blocks
+from srdeploy.sparsity.bn_filter import channel_stats, conv_relu_conv_blocks, prunable_blocks
 from srdeploy.sparsity.filter_targets import Block, allocate, pick
 
 
 def l1_blocks(module: nn.Module) -> dict[str, nn.Module]:
-    """Block path -> block, for conv1 -> (BatchNorm2d or nothing) bn1 -> ReLU act -> conv2 blocks."""
-    out = {}
-    for name, m in module.named_modules():
-        c1, b1, act, c2 = (getattr(m, a, None) for a in ("conv1", "bn1", "act", "conv2"))
-        if (
-            isinstance(c1, nn.Conv2d)
-            and isinstance(b1, (nn.BatchNorm2d, nn.Identity, type(None)))
-            and isinstance(act, nn.ReLU)
-            and isinstance(c2, nn.Conv2d)
-            and c1.groups == c2.groups == 1
-        ):
-            out[name] = m
-    return out
+    """Blocks L1 filter pruning applies to: conv1 -> (BatchNorm2d or nothing) bn1 -> ReLU act -> conv2."""
+    return conv_relu_conv_blocks(module, (nn.BatchNorm2d, nn.Identity, type(None)))
 
 
 def no_batchnorm_error(model: SRModel) -> RecipeError:
