@@ -13,15 +13,16 @@ Both as output PSNR in dB against the float network; ``macs_share`` is the layer
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
 
 from srdeploy.quant import sites
-from srdeploy.quant.apply import apply_plan
+from srdeploy.quant.apply import apply_plan, fake_quantize_weights
 from srdeploy.quant.plan import QuantPlan
 from srdeploy.quant.simulate import attach_activation_quantizers
 from srdeploy.quant.spec import QuantSpec
@@ -62,16 +63,10 @@ def _psnr(ref: Sequence[torch.Tensor], out: Sequence[torch.Tensor]) -> float:
 def _quantized(
     base: nn.Module, plan: QuantPlan, profile: str, weights: set[str], specs: Mapping[str, QuantSpec]
 ) -> nn.Module:
-    from srdeploy.profiles import get_profile
-
-    net = apply_plan(base, QuantPlan(model=plan.model, layers=()))  # a copy of the already-applied network
-    narrow = get_profile(profile).weight_spec
-    convs = {f"{n}.weight": m for n, m in net.named_modules() if isinstance(m, nn.Conv2d)}
-    with torch.no_grad():
-        for w in weights:
-            spec = plan.weights.get(w)
-            if spec is not None and w in convs:
-                convs[w].weight.copy_(narrow(spec).fake_quant_torch(convs[w].weight))
+    """A copy of the applied network with only ``weights`` on their grids and only ``specs`` fake-quantized."""
+    net = copy.deepcopy(base).eval()
+    only = replace(plan, weights={w: spec for w, spec in plan.weights.items() if w in weights})
+    fake_quantize_weights(net, only, profile)
     attach_activation_quantizers(net, specs)
     return net
 
