@@ -63,6 +63,12 @@ class Comparison:
         values = [v for v in values if v is not None]
         return float(np.mean(values)) if values else None
 
+    def drops(self) -> dict[tuple[str, str], float]:
+        """(image, execution) -> Y-PSNR drop vs fp32 (validate/breakdown.py)."""
+        from srdeploy.validate.breakdown import drops_vs_fp32
+
+        return drops_vs_fp32((r.image, r.execution, r.psnr_y) for r in self.rows)
+
     def tier_usage(self, name: str) -> dict[int, int]:
         total: Counter[int] = Counter()
         for r in self.for_execution(name):

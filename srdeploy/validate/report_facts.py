@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from srdeploy.data.categories import UNCATEGORISED
+from srdeploy.validate.breakdown import by_category, drops_vs_fp32, worst_by_image
 
 # threshold key -> (what is measured, "max" or "min")
 THRESHOLDS = {
@@ -45,12 +46,7 @@ def deployments(report: Mapping[str, Any]) -> list[str]:
 
 def image_drops(report: Mapping[str, Any]) -> dict[tuple[str, str], float]:
     """(image, execution) -> Y-PSNR drop vs fp32 (dB) for every non-fp32 row."""
-    fp32 = {r["image"]: r["psnr_y"] for r in report.get("images", []) if r["execution"] == "fp32"}
-    return {
-        (r["image"], r["execution"]): fp32[r["image"]] - r["psnr_y"]
-        for r in report.get("images", [])
-        if r["execution"] != "fp32" and r["image"] in fp32 and r["psnr_y"] is not None
-    }
+    return drops_vs_fp32((r["image"], r["execution"], r["psnr_y"]) for r in report.get("images", []))
 
 
 def _value(report: Mapping[str, Any], summary: Mapping[str, Any], key: str) -> float | None:
@@ -97,18 +93,13 @@ def categories_of(report: Mapping[str, Any]) -> dict[str, str]:
 
 def category_rows(report: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """Per category: image count, fp32 mean Y-PSNR, mean and worst drop per deployment."""
-    cats = categories_of(report)
     deps = deployments(report)
     drops = image_drops(report)
     fp32 = {r["image"]: r["psnr_y"] for r in report.get("images", []) if r["execution"] == "fp32"}
-    groups: dict[str, list[str]] = {}
-    for image in fp32:
-        groups.setdefault(cats.get(image, UNCATEGORISED), []).append(image)
     columns = ["category", "images", "fp32 Y-PSNR"]
     columns += [c for d in deps for c in (f"{d} mean drop", f"{d} worst drop")]
     rows = []
-    for cat in sorted(groups):
-        images = groups[cat]
+    for cat, images in by_category(fp32, categories_of(report)).items():
         row: list[Any] = [cat, len(images), sum(fp32[i] for i in images) / len(images)]
         for d in deps:
             vals = [drops[(i, d)] for i in images if (i, d) in drops]
@@ -120,16 +111,10 @@ def category_rows(report: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]
 def worst_images(report: Mapping[str, Any], count: int = 5) -> tuple[list[str], list[list[Any]]]:
     """The images that lost the most Y-PSNR against fp32 in any deployment, worst first."""
     cats = categories_of(report)
-    deps = set(deployments(report))
     rows = {(r["image"], r["execution"]): r for r in report.get("images", [])}
-    worst: dict[str, tuple[float, str]] = {}
-    for (image, ex), drop in image_drops(report).items():
-        if ex in deps and (image not in worst or drop > worst[image][0]):
-            worst[image] = (drop, ex)
-    ranked = sorted(worst.items(), key=lambda kv: -kv[1][0])[:count]
     columns = ["image", "category", "fp32 Y-PSNR", "worst execution", "Y-PSNR", "drop vs fp32", "agreement dB"]
     out = []
-    for image, (drop, ex) in ranked:
+    for image, drop, ex in worst_by_image(image_drops(report), deployments(report))[:count]:
         r = rows[(image, ex)]
         fp32 = rows.get((image, "fp32"), {}).get("psnr_y")
         out.append([image, cats.get(image, UNCATEGORISED), fp32, ex, r["psnr_y"], drop, r.get("agreement_db")])

@@ -137,6 +137,7 @@ def validate(
     failures = sane + check(comparison, deployments, thresholds)
     usage = comparison.tier_usage(deployments[0]) if deployments else {}
     categories = _categories(header.get("dataset"))
+    measured = [e.name for e in executions if e.kind != "reference"]
     report = build_report(
         header={
             **header,
@@ -154,7 +155,7 @@ def validate(
         extra={
             "quantization": quantization_summary(plan, model, usage, calibration_seconds),
             "categories": {p.name: categories.get(p.name, UNCATEGORISED) for p in pairs},
-            "content": content_breakdown(comparison, [e.name for e in executions if e.kind != "reference"], categories),
+            "content": content_breakdown(comparison.drops(), measured, categories),
             **dict(extra_sections or {}),
         },
         notes=applicable_notes(plan),

@@ -16,18 +16,14 @@ import numpy as np
 
 from srdeploy.data.sets import SRPair
 from srdeploy.quant.plan import QuantPlan
+from srdeploy.validate.breakdown import worst_by_image
 from srdeploy.validate.compare import Comparison, Execution
 from srdeploy.validate.visual_bits import layers_chart
 from srdeploy.validate.visual_crops import crop_strip
 
 
 def worst_images(comparison: Comparison, deployments: Sequence[str], count: int = 3) -> list[str]:
-    fp32 = {r.image: r.psnr_y for r in comparison.for_execution("fp32")}
-    drops: dict[str, float] = {}
-    for name in deployments:
-        for r in comparison.for_execution(name):
-            drops[r.image] = max(drops.get(r.image, -np.inf), fp32[r.image] - r.psnr_y)
-    return [k for k, _ in sorted(drops.items(), key=lambda kv: -kv[1])[:count]]
+    return [image for image, _, _ in worst_by_image(comparison.drops(), deployments)[:count]]
 
 
 def _worst_first(comparison: Comparison, image: str, deployments: Sequence[str]) -> list[str]:
