@@ -24,6 +24,7 @@ from srdeploy.errors import BuildFolderError, OutputError
 from srdeploy.fsutil import Log, clean_stale, ensure_parent, locked, output_path, staging_folder, swap_in
 
 FORMAT_VERSION = 1
+FLOAT_TIER_FILE = "float.onnx"
 MANIFEST = "manifest.json"
 FAILED_SUFFIX = ".failed"
 KINDS = {"build": "build folder", "validate-report": "validation report folder"}
@@ -60,14 +61,20 @@ class BuildFolder:
     def profile_model(self, profile: str, tier: int | None = None) -> Path:
         return self.root / profile / ("model.onnx" if tier is None else f"tier-{tier}.onnx")
 
+    def profile_float_model(self, profile: str) -> Path:
+        """The float tier's graph (quant.float_tier): the unquantized network of the profile."""
+        return self.root / profile / FLOAT_TIER_FILE
+
     def profile_models(self, profile: str) -> dict[int, Path]:
-        """tier -> path for a profile (a single-tier build maps tier 0 -> model.onnx)."""
+        """tier -> path for a profile (a single bit tier maps tier 0 -> model.onnx; the float tier, if built,
+        is the next index after the bit tiers)."""
         folder = self.root / profile
         if (folder / "model.onnx").is_file():
-            return {0: folder / "model.onnx"}
-        out = {}
-        for p in sorted(folder.glob("tier-*.onnx")):
-            out[int(p.stem.split("-")[1])] = p
+            out = {0: folder / "model.onnx"}
+        else:
+            out = {int(p.stem.split("-")[1]): p for p in sorted(folder.glob("tier-*.onnx"))}
+        if (folder / FLOAT_TIER_FILE).is_file():
+            out[len(out)] = folder / FLOAT_TIER_FILE
         return out
 
     def profile_engines(self, profile: str) -> dict[int, Path]:

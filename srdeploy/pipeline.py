@@ -23,13 +23,14 @@ from srdeploy.stages.calibrate import calibrate_step
 from srdeploy.stages.context import BuildContext, initial_plan, prepare
 from srdeploy.stages.emit import emit_all, emit_inputs
 from srdeploy.stages.equalize import equalize_step
+from srdeploy.stages.float_tier import float_tier_step
 from srdeploy.stages.outputs import report_header, write_build_files
 from srdeploy.stages.precision import precision_step
 from srdeploy.stages.refine import refine_step
 from srdeploy.stages.sparsity import sparsity_step
 from srdeploy.stages.validation import validate_build
 
-PLAN_STEPS = (sparsity_step, equalize_step, calibrate_step, precision_step, refine_step)
+PLAN_STEPS = (sparsity_step, equalize_step, calibrate_step, precision_step, refine_step, float_tier_step)
 
 
 @dataclass(frozen=True)

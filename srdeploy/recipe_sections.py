@@ -72,6 +72,14 @@ class AdaptiveSection(_Section):
     _check_percentiles = field_validator("layer_percentiles", "image_percentiles")(_ordered_percentiles)
 
 
+class FloatTierSection(_Section):
+    """stages/float_tier.py: route the flattest tiles to the unquantized model where INT8 costs most."""
+
+    max_drop_db: float = Field(0.0, ge=0, description="0 disables; route patches whose drop exceeds this to float")
+    max_share: float = Field(0.1, gt=0, le=0.5, description="at most this share of calibration patches go float")
+    patches: int = Field(256, ge=16, le=2048, description="LR/HR patches drawn (seed apart) to choose the threshold")
+
+
 class RefineSection(_Section):
     steps: int = Field(0, ge=0, le=100_000, description="0 disables refinement")
     batch_size: int = Field(2, ge=1, le=256)
@@ -101,6 +109,7 @@ class QuantSection(_Section):
     equalize_strength: float = Field(1.0, ge=0, le=1)
     adaptive: AdaptiveSection = AdaptiveSection()
     refine: RefineSection = RefineSection()
+    float_tier: FloatTierSection = FloatTierSection()
     int4_weights: bool = Field(True, description="ort profile: store <=4-bit weights as INT4 (opset 21)")
     float_budget: float = Field(
         0.0, ge=0, le=1, description="share of quantized MACs that may stay float where sensitivity says it pays"

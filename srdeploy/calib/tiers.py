@@ -14,6 +14,7 @@ from srdeploy.quant.plan import ActRange, BitMap, LayerInfo, Tier
 from srdeploy.quant.spec import QuantSpec, spec_for_range
 
 TIER_NAMES = {-1: "low", 0: "base", 1: "high"}
+FLOAT_TIER = "float"
 
 
 def site_bits(site_name: str, roles: Mapping[str, str], bits: BitMap, tier: int) -> int:
@@ -54,7 +55,7 @@ def realize_tiers(
     layers: Sequence[LayerInfo], bits: BitMap, ranges: Mapping[str, Mapping[str, ActRange]]
 ) -> tuple[Tier, ...]:
     roles = {x.weight: x.role for x in layers}
-    return tuple(
+    quantized = tuple(
         Tier(
             index=t,
             name=tier_name(bits, t),
@@ -62,3 +63,8 @@ def realize_tiers(
         )
         for t in range(len(bits.tier_offsets))
     )
+    if bits.float_tier is None:
+        return quantized
+    # The float tier (bits.float_below): no activation grid in any profile, float weights.
+    float_tier = Tier(index=bits.float_tier, name=FLOAT_TIER, activations={p: {} for p in ranges}, quantized=False)
+    return (*quantized, float_tier)

@@ -102,8 +102,7 @@ def load_pairs(name_or_folder: str | os.PathLike[str], scale: int, max_images: i
     return pairs
 
 
-def lr_patches(name_or_folder: str | os.PathLike[str], scale: int, patch: int, count: int, seed: int) -> np.ndarray:
-    """``count`` seeded random LR crops (N, 3, patch, patch) from bicubic-downscaled images."""
+def _patch_sources(name_or_folder: str | os.PathLike[str], scale: int, patch: int) -> list[SRPair]:
     all_pairs = load_pairs(name_or_folder, scale)
     pairs = [p for p in all_pairs if min(p.lr.shape[:2]) >= patch]
     if not pairs:
@@ -118,14 +117,29 @@ def lr_patches(name_or_folder: str | os.PathLike[str], scale: int, patch: int, c
             f"('{largest.name}') is {w}x{h}",
             fix,
         )
+    return pairs
+
+
+def sr_patches(
+    name_or_folder: str | os.PathLike[str], scale: int, patch: int, count: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` seeded random crops: LR (N, 3, patch, patch) and the HR behind each (N, patch*s, patch*s, 3)."""
+    pairs = _patch_sources(name_or_folder, scale, patch)
     rng = np.random.default_rng(seed)
-    out = np.empty((count, 3, patch, patch), dtype=np.float32)
+    lr_out = np.empty((count, 3, patch, patch), dtype=np.float32)
+    hr_out = np.empty((count, patch * scale, patch * scale, 3), dtype=np.float32)
     for i in range(count):
-        lr = pairs[int(rng.integers(len(pairs)))].lr
-        y = int(rng.integers(lr.shape[0] - patch + 1))
-        x = int(rng.integers(lr.shape[1] - patch + 1))
-        out[i] = lr[y : y + patch, x : x + patch].transpose(2, 0, 1)
-    return out
+        pair = pairs[int(rng.integers(len(pairs)))]
+        y = int(rng.integers(pair.lr.shape[0] - patch + 1))
+        x = int(rng.integers(pair.lr.shape[1] - patch + 1))
+        lr_out[i] = pair.lr[y : y + patch, x : x + patch].transpose(2, 0, 1)
+        hr_out[i] = pair.hr[y * scale : (y + patch) * scale, x * scale : (x + patch) * scale]
+    return lr_out, hr_out
+
+
+def lr_patches(name_or_folder: str | os.PathLike[str], scale: int, patch: int, count: int, seed: int) -> np.ndarray:
+    """``count`` seeded random LR crops (N, 3, patch, patch) from bicubic-downscaled images (sr_patches' LR)."""
+    return sr_patches(name_or_folder, scale, patch, count, seed)[0]
 
 
 def patch_source_count(name_or_folder: str | os.PathLike[str], scale: int, patch: int) -> int:

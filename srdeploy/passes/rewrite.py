@@ -38,14 +38,17 @@ def rewrite(
     if emission is None:
         raise RewriteError(f"the plan has no emission settings for profile '{profile}'", f"profiles: {plan.profiles}")
     graph = gs.import_onnx(base)
-    results = [set_float_weights(graph, params), insert_qdq(graph, plan, QDQOptions(profile=profile, tier=tier))]
+    quantized = plan.tier(tier).quantized  # the float tier: deployed float weights, no Q/DQ
+    results = [set_float_weights(graph, params)]
+    if quantized:
+        results.append(insert_qdq(graph, plan, QDQOptions(profile=profile, tier=tier)))
     if emission.float_dtype == "float16" if fp16 is None else fp16:
         results.append(to_fp16(graph))
     model = gs.export_onnx(graph, do_type_check=False)
     model.ir_version = base.ir_version
     model.producer_name, model.producer_version = base.producer_name, base.producer_version
     set_opset(model, emission.opset)
-    if emission.int4_weights:
+    if emission.int4_weights and quantized:
         results.append(pack_int4_weights(model, plan))
     _set_metadata(model, plan, profile, tier, graph, metadata)
     try:

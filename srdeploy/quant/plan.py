@@ -109,7 +109,9 @@ class ChannelPruning:
 class BitMap:
     """Activation bits per layer and tier: base + tier offset + layer offset (AdaBM's image- and layer-to-bit
     maps), clamped to [2, 8]. Residual skips at ``skip_bits``, non-body convs and conv outputs at 8 bit.
-    ``thresholds`` route an image or tile to a tier by ``statistic`` (len = tiers - 1, ascending)."""
+    ``thresholds`` route an image or tile to a tier by ``statistic`` (len = tiers - 1, ascending).
+    ``float_below``: images/tiles whose statistic is below it go to a float tier (index ``len(tier_offsets)``,
+    no quantization at all; stages/float_tier.py), ahead of every bit tier."""
 
     base: int = 8
     weight_bits: int = 8
@@ -118,6 +120,7 @@ class BitMap:
     tier_offsets: tuple[int, ...] = (0,)
     thresholds: tuple[float, ...] = ()
     statistic: str = SELECTOR_STATISTIC
+    float_below: float | None = None
 
     def bits(self, weight: str, tier: int) -> int:
         b = self.base + self.tier_offsets[tier] + self.layer_offsets.get(weight, 0)
@@ -126,6 +129,22 @@ class BitMap:
     @property
     def adaptive(self) -> bool:
         return len(self.tier_offsets) > 1
+
+    @property
+    def float_tier(self) -> int | None:
+        """Index of the float tier, or None when the plan has none."""
+        return None if self.float_below is None else len(self.tier_offsets)
+
+    def selector(self) -> Selector | None:
+        """Bit tiers by ``thresholds``; the float tier, if any, takes everything below ``float_below``."""
+        tiers, thresholds = tuple(range(len(self.tier_offsets))), tuple(self.thresholds)
+        if self.float_below is not None:
+            below = sum(t <= self.float_below for t in thresholds)
+            thresholds = (self.float_below, *thresholds[below:])
+            tiers = (len(self.tier_offsets), *tiers[below:])
+        if len(tiers) < 2:
+            return None
+        return Selector(self.statistic, thresholds, tiers)
 
     @property
     def default_tier(self) -> int:
@@ -157,9 +176,12 @@ class ActRange:
 
 @dataclass(frozen=True)
 class Tier:
+    """``quantized`` False: the float tier (no Q/DQ, float weights; activations empty for every profile)."""
+
     index: int
     name: str
     activations: Mapping[str, Mapping[str, QuantSpec]]  # profile -> site -> spec
+    quantized: bool = True
 
     def sites(self, profile: str) -> Mapping[str, QuantSpec]:
         if profile not in self.activations:
@@ -228,6 +250,4 @@ class QuantPlan:
 
     @property
     def selector(self) -> Selector | None:
-        if not self.bits.adaptive:
-            return None
-        return Selector(self.bits.statistic, tuple(self.bits.thresholds), tuple(range(len(self.bits.tier_offsets))))
+        return self.bits.selector()

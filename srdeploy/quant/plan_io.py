@@ -99,7 +99,12 @@ def _tier_to_json(t: Tier, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         p: {s: spec_to_json(t.activations[p][s], f"a/{t.index}/{p}/{s}", arrays) for s in sorted(t.activations[p])}
         for p in sorted(t.activations)
     }
-    return dict(index=t.index, name=t.name, activations=acts)
+    return dict(index=t.index, name=t.name, activations=acts, quantized=t.quantized)
+
+
+def _tier_from_json(t: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Tier:
+    acts = {p: {s: spec_from_json(d, arrays) for s, d in sites.items()} for p, sites in t["activations"].items()}
+    return Tier(int(t["index"]), str(t["name"]), acts, bool(t.get("quantized", True)))
 
 
 def _opt(arrays: Mapping[str, np.ndarray], key: str | None) -> np.ndarray | None:
@@ -150,16 +155,7 @@ def plan_from_json(doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> 
         weights={k: spec_from_json(v, arrays) for k, v in doc["weights"].items()},
         bits=BitMap(**{**bits, "tier_offsets": tuple(bits["tier_offsets"]), "thresholds": tuple(bits["thresholds"])}),
         ranges={p: {s: ActRange(**r) for s, r in sites.items()} for p, sites in doc["ranges"].items()},
-        tiers=tuple(
-            Tier(
-                index=int(t["index"]),
-                name=str(t["name"]),
-                activations={
-                    p: {s: spec_from_json(d, arrays) for s, d in sites.items()} for p, sites in t["activations"].items()
-                },
-            )
-            for t in doc["tiers"]
-        ),
+        tiers=tuple(_tier_from_json(t, arrays) for t in doc["tiers"]),
         emission={p: Emission(**e) for p, e in doc["emission"].items()},
         provenance=Provenance(**doc["provenance"]),
         version=int(doc["version"]),
@@ -204,9 +200,11 @@ def check_plan(plan: QuantPlan) -> None:
             raise PlanError(
                 f"plan: equalization scale of {g.producers[:1]} is not finite and > 0", "rebuild the folder"
             )
-    for t in plan.bits.thresholds:
-        if not math.isfinite(t):
-            raise PlanError("plan: a tier threshold is not finite", "rebuild the folder")
+    fb = plan.bits.float_below
+    if not all(math.isfinite(t) for t in (*plan.bits.thresholds, *(() if fb is None else (fb,)))):
+        raise PlanError("plan: a tier threshold is not finite", "rebuild the folder")
+    if [t.index for t in plan.tiers if not t.quantized] != ([] if fb is None else [plan.bits.float_tier]):
+        raise PlanError("plan: the float tier does not match bits.float_below", "rebuild the folder")
 
 
 def _check_pruning(g: ChannelPruning) -> None:

@@ -47,8 +47,8 @@ def simulate(
 ) -> nn.Module:
     """A copy of the model that computes what the deployed ``profile`` graph of ``tier`` computes."""
     module = model.module if isinstance(model, SRModel) else model
-    sim = apply_plan(module, plan, quantize_weights=weights, profile=profile)
-    if activations:
-        t = plan.tier(plan.default_tier if tier is None else tier)
+    t = plan.tier(plan.default_tier if tier is None else tier)
+    sim = apply_plan(module, plan, quantize_weights=weights and t.quantized, profile=profile)
+    if activations and t.quantized:
         attach_activation_quantizers(sim, t.sites(profile))
     return sim

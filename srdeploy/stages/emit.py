@@ -53,7 +53,9 @@ def emit_graph(inputs: EmitInputs, plan: QuantPlan, profile: str, tier: int) -> 
 
 
 def graph_file(folder: BuildFolder, plan: QuantPlan, profile: str, tier: int) -> Path:
-    return folder.profile_model(profile, None if len(plan.tiers) == 1 else tier)
+    if not plan.tier(tier).quantized:
+        return folder.profile_float_model(profile)
+    return folder.profile_model(profile, None if sum(t.quantized for t in plan.tiers) == 1 else tier)
 
 
 def emit_all(inputs: EmitInputs, plan: QuantPlan, folder: BuildFolder, advance: Any = None) -> dict[str, Any]:

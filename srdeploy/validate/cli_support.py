@@ -87,6 +87,7 @@ BUILD_SECTIONS = (
     "equalization",
     "refinement",
     "sensitivity",
+    "float_tier",
     "passes",
 )
 

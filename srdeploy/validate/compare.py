@@ -59,9 +59,12 @@ class Comparison:
         return [r for r in self.rows if r.execution == name]
 
     def mean(self, name: str, attr: str) -> float | None:
+        """Mean over images; an infinite PSNR (identical outputs, e.g. the float tier's simulation against
+        fp32) is left out of the mean of the finite ones, and is the mean only when every image is one."""
         values = [getattr(r, attr) for r in self.for_execution(name)]
         values = [v for v in values if v is not None]
-        return float(np.mean(values)) if values else None
+        finite = [v for v in values if np.isfinite(v)]
+        return float(np.mean(finite or values)) if values else None
 
     def drops(self) -> dict[tuple[str, str], float]:
         """(image, execution) -> Y-PSNR drop vs fp32 (validate/breakdown.py)."""

@@ -62,9 +62,10 @@ def bitops(plan: QuantPlan, tier_usage: Mapping[int, float] | None = None, profi
     result = 0.0
     for tier, share in usage.items():
         ops = 0.0
+        quantized_tier = plan.tier(tier).quantized  # the float tier counts every MAC at 32 x 32 bits
         for x in plan.layers:
             m = x.macs_per_lr_pixel * px * _density(plan, x.weight)
-            if x.quantized:
+            if x.quantized and quantized_tier:
                 bw = plan.weights[x.weight].bits
                 ba = activation_bits(plan, tier, x.weight, profile) or 32
                 ops += m * (bw / 32.0) * (ba / 32.0)

@@ -15,8 +15,12 @@ BITOPS_UNIT = (
 )
 
 
-def _tiers(usage: Mapping[str, Any]) -> str:
-    return ", ".join(f"tier {k}: {v}" for k, v in usage.items())
+def _tiers(usage: Mapping[str, Any], report: Mapping[str, Any]) -> str:
+    """'tier 0 (base): 39, tier 1 (float): 2' from the report's usage counts and tier names."""
+    names = {str(t["index"]): t["name"] for t in report.get("quantization", {}).get("tiers", [])}
+    return ", ".join(
+        f"tier {k} ({names[str(k)]}): {v}" if str(k) in names else f"tier {k}: {v}" for k, v in usage.items()
+    )
 
 
 def verdict_blocks(report: Mapping[str, Any]) -> list[Block]:
@@ -92,7 +96,7 @@ def summary_blocks(report: Mapping[str, Any]) -> list[Block]:
             ]
         )
         if tiered:
-            rows[-1].append(_tiers(s["tier_usage"]))
+            rows[-1].append(_tiers(s["tier_usage"], report))
     out: list[Block] = [
         Heading("Accuracy"),
         table(columns + (["tiers used"] if tiered else []), rows, [0, 2, 4, 2, 3, 2, 2]),
@@ -142,7 +146,7 @@ def per_image_blocks(report: Mapping[str, Any]) -> list[Block]:
     for r in report.get("images", []):
         rows.append([r["image"], r["execution"], r["psnr_y"], r["ssim_y"], r["psnr_vs_fp32"], r["agreement_db"]])
         if tiered:
-            rows[-1].append(_tiers(r["tiers"]))
+            rows[-1].append(_tiers(r["tiers"], report))
     return [Heading("Per image"), table(columns, rows, [0, 0, 2, 4, 2, 2])] if rows else []
 
 

@@ -18,6 +18,7 @@ SECTIONS = {
     "equalization": "Equalization",
     "refinement": "Refinement",
     "sensitivity": "Per-layer sensitivity (quant.float_budget)",
+    "float_tier": "Float tier (quant.float_tier: the flattest tiles run unquantized)",
     "passes": "Graph passes",
 }
 

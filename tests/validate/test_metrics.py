@@ -49,3 +49,17 @@ def test_rgb_and_float_psnr() -> None:
 def test_y_channel_is_bt601() -> None:
     assert rgb_to_y(np.array([0.0, 0.0, 0.0])) == pytest.approx(16.0)
     assert rgb_to_y(np.array([1.0, 1.0, 1.0])) == pytest.approx(235.0)
+
+
+def test_mean_psnr_leaves_identical_images_out_unless_all_are() -> None:
+    import math
+
+    from srdeploy.validate.compare import Comparison, ImageRow
+
+    def row(image: str, vs_fp32: float) -> ImageRow:
+        return ImageRow(image, "sim:ort", {0: 1}, 30.0, 0.9, 29.0, vs_fp32, 0.0)
+
+    mixed = Comparison([row("a", 50.0), row("b", math.inf), row("c", 54.0)])
+    assert mixed.mean("sim:ort", "psnr_vs_fp32") == 52.0
+    assert Comparison([row("a", math.inf)]).mean("sim:ort", "psnr_vs_fp32") == math.inf
+    assert Comparison([row("a", 50.0)]).mean("fp32", "psnr_vs_fp32") is None
