@@ -102,6 +102,7 @@ class QuantSection(_Section):
     method: Literal["minmax", "percentile", "mse", "daq", "adabm"] = "percentile"
     weight_method: Literal["auto", "minmax", "mse"] = "auto"
     percentile: float = Field(99.99, gt=0, le=100)
+    clip_floor: float = Field(0.05, gt=0, le=1, description="mse: the range is never clipped below this x min/max")
     quantize_roles: tuple[Literal["head", "body", "upsampler", "tail"], ...] = ("body",)
     residual_skips: Literal["all", "block", "none"] = "block"
     skip_bits: int = Field(8, ge=2, le=8)

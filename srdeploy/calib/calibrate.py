@@ -55,7 +55,9 @@ def estimate_ranges(
     """profile -> site -> calibrated range, with the recipe's range method at default-tier bits."""
     fn = RANGE_METHODS[q.range_method]
     # AdaBM's EMA-smoothed start only without equalization: equalized ranges start where static DAQ's do
-    options: dict[str, Any] = dict(percentile=q.percentile, ema_init=q.method == "adabm" and not q.equalize_enabled)
+    options: dict[str, Any] = dict(
+        percentile=q.percentile, clip_floor=q.clip_floor, ema_init=q.method == "adabm" and not q.equalize_enabled
+    )
     roles = {x.weight: x.role for x in layers}
     out: dict[str, dict[str, ActRange]] = {}
     for profile_name, ps in site_plan.items():

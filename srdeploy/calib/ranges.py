@@ -79,7 +79,7 @@ def mse(stats: SiteStats, bits: int, grid: str, options: Mapping[str, Any]) -> t
     # 8 bits: the tails a subsample loses set the clip (default recipe, ort: 0.070 dB drop subsampled, 0.060 full)
     if bits < 8:
         x = x[:: -(-x.size // MSE_SAMPLE)]  # ceil stride: every channel keeps its share of the values
-    return mse_search(x, lo, hi, bits, grid)
+    return mse_search(x, lo, hi, bits, grid, floor=float(options.get("clip_floor", 0.05)))
 
 
 def gaussian(stats: SiteStats, bits: int, grid: str, options: Mapping[str, Any]) -> tuple[float, float]:
