@@ -117,8 +117,26 @@ def document(args: argparse.Namespace, rows: list[tuple[str, dict[str, Any]]], p
             "with other jobs."
         ],
         tables=[dict(caption="Uniform 2:4, EDSR-baseline x4", columns=columns, rows=table)],
+        notes=notes({name: r for name, r in rows}),
         raw={name: r for name, r in rows},
     )
+
+
+def notes(raw: dict[str, dict[str, Any]]) -> list[str]:
+    """Ratios and the issue's target, computed from the measured rows."""
+    out = []
+    base = raw.get("re-fit", {}).get("sparsity_s")
+    for name, r in raw.items():
+        if base and name.startswith("guarded"):
+            out.append(f"Sparsity step, {name} / re-fit: {r['sparsity_s'] / base:.2f}x (one run each, in sequence).")
+    for name, r in raw.items():
+        w = r["w8a8"]
+        met = "meets" if w["mean"] <= 0.15 and w["worst"] <= 0.4 else "misses"
+        out.append(
+            f"{name} + W8A8 {met} issue 12's 2:4 target (mean <= 0.15 dB, worst image <= 0.4 dB): "
+            f"{w['mean']:.3f} / {w['worst']:.3f} dB ({w['worst_image']})."
+        )
+    return out
 
 
 def refit_timing(ctx: Any, views: int, repeats: int) -> dict[str, Any]:
@@ -158,7 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     ap.add_argument("--json", type=Path, default=OUT)
     ap.add_argument("--refit-timing", type=int, metavar="ROUNDS", help="only time the re-fit, add it to --json")
+    ap.add_argument("--notes-only", action="store_true", help="recompute the notes of --json from its rows")
     args = ap.parse_args(argv)
+    if args.notes_only:
+        doc = json.loads(args.json.read_text())
+        save_json(args.json, {**doc, "notes": notes(doc["raw"])})
+        return 0
     recipe = load_recipe(Path(args.recipe))
     if args.patches:
         recipe = recipe.model_copy(update=dict(calib=recipe.calib.model_copy(update=dict(patches=args.patches))))
