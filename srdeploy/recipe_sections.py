@@ -166,7 +166,7 @@ class SparsitySection(_Section):
     bias_correction: bool = True
     refit: bool = Field(True, description="re-select masks by activation importance and re-fit kept weights")
     refit_guard: bool = Field(
-        True, description="refit: per layer, plain mask or re-fit (mask kind, ridge) by held-out output error"
+        False, description="refit: per layer, plain mask or re-fit (mask kind, ridge) by held-out output error"
     )
     refit_ridges: tuple[Annotated[float, Field(gt=0, le=100)], ...] = Field(
         (0.01, 0.1, 1.0), min_length=1, description="refit_guard: ridge strengths tried (x mean Gram diagonal)"

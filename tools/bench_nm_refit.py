@@ -129,6 +129,14 @@ def notes(raw: dict[str, dict[str, Any]]) -> list[str]:
     for name, r in raw.items():
         if base and name.startswith("guarded"):
             out.append(f"Sparsity step, {name} / re-fit: {r['sparsity_s'] / base:.2f}x (one run each, in sequence).")
+    ref = raw.get("re-fit")
+    for name, r in raw.items():
+        if ref and name.startswith("guarded"):
+            d = {k: {m: r[k][m] - ref[k][m] for m in ("mean", "worst")} for k in ("fp32", "w8a8")}
+            out.append(
+                f"{name} minus re-fit (dB of drop; negative: better): fp32 mean {d['fp32']['mean']:+.3f}, worst "
+                f"{d['fp32']['worst']:+.3f}; W8A8 mean {d['w8a8']['mean']:+.3f}, worst {d['w8a8']['worst']:+.3f}."
+            )
     for name, r in raw.items():
         w = r["w8a8"]
         met = "meets" if w["mean"] <= 0.15 and w["worst"] <= 0.4 else "misses"

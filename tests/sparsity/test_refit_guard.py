@@ -119,7 +119,7 @@ def test_the_guard_choice_lands_in_the_plan_file_and_the_sparsity_report(tmp_pat
 
     model = tiny_edsr(blocks=2, feats=16)
     layers = layer_infos(model, conv_order(model.module))
-    cfg = SparsitySection(policy="uniform", refit_ridges=(0.1,), sensitivity_patches=4)
+    cfg = SparsitySection(policy="uniform", refit_guard=True, refit_ridges=(0.1,), sensitivity_patches=4)
     masks, report = choose_masks(model, tuple(layers), patches(8, 8), cfg, seed=0)
     fits = {m.fit for m in masks.values()}
     assert fits and all(f in ("guard:magnitude", "guard:importance@0.1", "guard:magnitude@0.1") for f in fits)
