@@ -24,10 +24,6 @@ def tiny(tmp_path_factory: pytest.TempPathFactory):
     return model, *exported(model, tmp_path_factory.mktemp("emit"))
 
 
-
-
-
-
 CASES = {
     "default recipe": (DEFAULT, {}),
     "adaptive W4A4 tiers": (dict(weight_bits=4, act_bits=4, method="adabm", adaptive={"enabled": True}), {}),
