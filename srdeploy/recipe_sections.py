@@ -175,6 +175,14 @@ class SparsitySection(_Section):
     recovery: bool = Field(False, description="filter pruning: least-squares re-fit of each pruned block's consumer")
     bias_correction: bool = True
     refit: bool = Field(True, description="re-select masks by activation importance and re-fit kept weights")
+    refit_guard: bool = Field(
+        False, description="refit: per layer, plain mask or re-fit (mask kind, ridge) by held-out output error"
+    )
+    refit_ridges: tuple[Annotated[float, Field(gt=0, le=100)], ...] = Field(
+        (0.01, 0.1, 1.0), min_length=1, description="refit_guard: ridge strengths tried (x mean Gram diagonal)"
+    )
+    refit_holdout: float = Field(0.25, gt=0, le=0.5, description="refit_guard: share of patches held out")
+    refit_augment: int = Field(1, ge=1, le=8, description="refit: dihedral views of each patch in the Grams")
     sensitivity_patches: int = Field(16, ge=1, le=1000)
 
     @model_validator(mode="after")

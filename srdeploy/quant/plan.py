@@ -55,7 +55,8 @@ class LayerInfo:
 class NMMask:
     """Keep-mask of a conv weight (True = kept), at most ``n`` of every ``m`` input channels (sparsity/nm.py).
     ``weight`` / ``bias``: the re-fitted kept weights (zeros where pruned) and the conv's re-fitted or
-    corrected bias, if any; ``fit`` says which method produced them (magnitude | refit | bias_correction)."""
+    corrected bias, if any; ``fit`` says which method produced them (magnitude | refit | bias_correction |
+    guard:magnitude | guard:<importance|magnitude>@<ridge>: sparsity/refit_guard.py)."""
 
     n: int
     m: int

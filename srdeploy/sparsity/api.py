@@ -79,7 +79,10 @@ def choose_masks(
     masks, report["bias_correction"], refit_rows = _fit_kept_weights(model, layers, masks, patches, cfg, seed)
     advance(2)
     if refit_rows is not None:
+        from srdeploy.sparsity.refit_guard import summary
+
         report["refit"] = refit_rows
+        report["refit_summary"] = summary(refit_rows, _guard(cfg), cfg.refit_augment)
     if masks and (cfg.refit or "measured_mse" not in report):
         # measured on the masks returned (a policy's own measurement is redone when the re-fit changed them)
         sub = pick_patches(patches, cfg.sensitivity_patches, seed)
@@ -105,13 +108,22 @@ def _fit_kept_weights(
     if cfg.refit:
         from srdeploy.sparsity.refit import refit
 
-        fitted, rows = refit(model, masks, [x.weight for x in layers], np.asarray(patches), batch=SENSITIVITY_BATCH)
+        order = [x.weight for x in layers]
+        args = (SENSITIVITY_BATCH, _guard(cfg), cfg.refit_augment)
+        fitted, rows = refit(model, masks, order, np.asarray(patches), *args)
         return fitted, dict(applied=False, reason="superseded by the least-squares re-fit (refit)"), rows
     if cfg.bias_correction:
         fit, held = _split(np.asarray(patches), cfg.sensitivity_patches, seed)
         corrected, bc = bias_correction.correct(model.module, masks, fit, held, SENSITIVITY_BATCH)
         return corrected, bc, None
     return masks, dict(applied=False, reason="disabled (sparsity.bias_correction)"), None
+
+
+def _guard(cfg: SparsitySection) -> Any:
+    """The re-fit's held-out guard of the recipe (sparsity.refit_guard), or None."""
+    from srdeploy.sparsity.refit_guard import Guard
+
+    return Guard(ridges=cfg.refit_ridges, holdout=cfg.refit_holdout) if cfg.refit_guard else None
 
 
 def choose_structure(model: SRModel, cfg: SparsitySection) -> tuple[tuple[ChannelPruning, ...], dict[str, Any]]:

@@ -59,6 +59,8 @@ def sparsity_summary(structure: dict[str, Any], masks: dict[str, Any]) -> dict[s
     out["macs"] = masks.get("macs")
     out["eligibility"] = masks.get("eligibility", {}).get("summary")
     out["bias_correction"] = {k: v for k, v in masks.get("bias_correction", {}).items() if k != "layers"}
+    if masks.get("refit_summary"):
+        out["refit"] = masks["refit_summary"]
     out["layers"] = [
         {k: r.get(k) for k in ("weight", "pattern", "density", "reason") if k in r}
         for r in masks.get("layers", [])
