@@ -22,6 +22,7 @@ from srdeploy.errors import BackendUnavailable, BuildFolderError
 from srdeploy.machine import has_vnni
 from srdeploy.metadata import check_tiers_doc, read_json
 from srdeploy.profiles import PROFILES, get_profile
+from srdeploy.size_rules import NO_RULES, SizeRules
 
 BACKENDS = ("onnxruntime", "openvino")  # what the app runtime can run (TensorRT: through ORT's provider)
 Provider = str | tuple[str, dict[str, Any]]
@@ -44,6 +45,7 @@ class ModelSet:
     selector: dict[str, Any] | None
     scale: int | None  # None: unknown until probed (bare .onnx)
     source: Path
+    size_rules: SizeRules = NO_RULES  # from tiers.json; a bare .onnx carries none (Upscaler(size_rules=...))
 
 
 def load_model_set(path: str | os.PathLike[str], profile: str = "ort") -> ModelSet:
@@ -104,7 +106,8 @@ def _from_tiers_json(path: Path, profile: str, checksums: dict[str, str] | None)
             )
         if checksums is not None:
             _check_sum(t.path, path.parent, checksums)
-    return ModelSet(tiers, default_tier, selector, doc.scale, path)
+    rules = NO_RULES if doc.size_rules is None else doc.size_rules.rules()
+    return ModelSet(tiers, default_tier, selector, doc.scale, path, rules)
 
 
 def native_profile(backend: str, built: set[str] | None = None) -> str:
