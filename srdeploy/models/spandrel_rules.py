@@ -1,10 +1,12 @@
 """Size rules (srdeploy/size_rules.py) of spandrel's architectures, from the loaded module's hyper-parameters.
 
 Measured with spandrel 0.4.2 and torch 2.13.0 (tests/models/test_spandrel_real.py):
-- SwinIR, HAT, DAT and OmniSR pad H and W to their window inside ``forward``; torch.export keeps H and W
+- SwinIR, HAT and OmniSR pad H and W to their window inside ``forward``; torch.export keeps H and W
   dynamic but assumes that padding is zero (a guard H % window == 0), so the graph is right only at multiples
   of the window: ``multiple`` = the window (SwinIR: times its pixel-unshuffle), padded outside with the
-  network's own mode (reflect for SwinIR and HAT; zeros for OmniSR and DAT).
+  network's own mode (reflect for SwinIR and HAT, zeros for OmniSR), so the padded graph computes the
+  network's own forward. DAT pads q/k/v inside its attention and that padding stays dynamic in the graph:
+  no multiple. All four are padded up to spandrel's minimum of 16.
 - SwinIR, HAT and DAT traced with a dynamic batch export, but the graph disagreed with PyTorch by ~1e-3 at
   batch 1 (window reshapes that fold the batch); exported for batch 1 they agree to ~1e-6, so ``batch`` = 1.
 - The rest (ESRGAN, Compact, PLKSR, SPAN, ...) take spandrel's own size requirements, any batch.
@@ -30,10 +32,9 @@ def _hat(hp: Mapping[str, Any]) -> SizeRules:
     return SizeRules(multiple=int(hp["window_size"]), minimum=WINDOW_MINIMUM, batch=1)
 
 
-def _dat(hp: Mapping[str, Any]) -> SizeRules:
-    return SizeRules(
-        multiple=max(int(s) for s in hp["split_size"]), minimum=WINDOW_MINIMUM, pad_mode="constant", batch=1
-    )
+def _dat(_hp: Mapping[str, Any]) -> SizeRules:
+    # DAT zero-pads q, k and v inside its attention, which the graph keeps dynamic: any size >= the minimum
+    return SizeRules(minimum=WINDOW_MINIMUM, pad_mode="constant", batch=1)
 
 
 def _omnisr(hp: Mapping[str, Any]) -> SizeRules:
