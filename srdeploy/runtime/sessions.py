@@ -166,12 +166,13 @@ def resolve_providers(providers: Sequence[Provider] | None, profile: str) -> lis
     return list(providers)
 
 
-def _probe_scale(infer: Any, path: Path) -> int:
-    """Scale of a bare model: run an 8x8 input and compare sizes."""
-    y = infer(np.zeros((1, 3, 8, 8), dtype=np.float32))
-    if y.ndim != 4 or y.shape[2] % 8 or y.shape[2] != y.shape[3] or y.shape[1] != 3:
+def _probe_scale(infer: Any, path: Path, rules: SizeRules = NO_RULES) -> int:
+    """Scale of a bare model: run an 8x8 input (or the smallest one ``rules`` accept) and compare sizes."""
+    side = rules.padded(8)
+    y = infer(np.zeros((rules.batch or 1, 3, side, side), dtype=np.float32))
+    if y.ndim != 4 or y.shape[2] % side or y.shape[2] != y.shape[3] or y.shape[1] != 3:
         raise BuildFolderError(f"{path} does not map (N,3,H,W) to (N,3,sH,sW)", "pass an srdeploy model")
-    return y.shape[2] // 8
+    return y.shape[2] // side
 
 
 class Session(OrtRunner):
@@ -180,8 +181,8 @@ class Session(OrtRunner):
     def __init__(self, path: Path, threads: int | None, providers: list[Provider]) -> None:
         super().__init__(path, threads, list(providers), mem_arena=False)
 
-    def probe_scale(self) -> int:
-        return _probe_scale(self.infer, self.path)
+    def probe_scale(self, rules: SizeRules = NO_RULES) -> int:
+        return _probe_scale(self.infer, self.path, rules)
 
 
 def open_session(path: Path, threads: int | None, providers: list[Provider] | None, backend: str) -> Any:
@@ -192,5 +193,5 @@ def open_session(path: Path, threads: int | None, providers: list[Provider] | No
 
     runner = OpenVinoRunner(path, threads=threads).activate()
     runner.providers = ["OpenVINO CPU"]  # type: ignore[attr-defined]
-    runner.probe_scale = lambda: _probe_scale(runner.infer, runner.path)  # type: ignore[attr-defined]
+    runner.probe_scale = lambda rules=NO_RULES: _probe_scale(runner.infer, runner.path, rules)  # type: ignore[attr-defined]
     return runner

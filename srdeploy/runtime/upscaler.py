@@ -137,7 +137,7 @@ class Upscaler:
             k: open_session(t.path, threads, chosen, backend) for k, t in sorted(self.models.tiers.items())
         }
         first = self.sessions[min(self.sessions)]
-        self.scale: int = self.models.scale or first.probe_scale()
+        self.scale: int = self.models.scale or first.probe_scale(self.size_rules)
         self.providers: list[str] = first.providers
         self._route = make_router(self.models.selector, self.models.default_tier, set(self.models.tiers))
         self.last_stats: UpscaleStats | None = None
