@@ -59,7 +59,10 @@ def build_engines(recipe: Recipe, folder: BuildFolder, plan: QuantPlan, model: S
     from srdeploy.sparsity.nm import sparse_2of4_weights
 
     sparse = bool(sparse_2of4_weights(plan.masks))
-    cfg = EngineConfig.from_recipe(recipe.tensorrt, plan_has_2of4=sparse, size_multiple=model.size_multiple)
+    rules = model.size_rules
+    cfg = EngineConfig.from_recipe(
+        recipe.tensorrt, plan_has_2of4=sparse, size_multiple=rules.multiple, fixed_batch=rules.batch
+    )
     engines: dict[str, Any] = {}
     models = folder.profile_models(profile)
     single = len(models) == 1

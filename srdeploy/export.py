@@ -53,11 +53,14 @@ def quiet_exporter_registry() -> Iterator[None]:
 def export_onnx(model: SRModel, path: str | os.PathLike[str], opset: int = DEFAULT_OPSET, check: bool = True) -> Path:
     """Export ``model`` (already in deploy form) to ``path`` and verify dynamic sizes."""
     module = model.module.eval()
-    m = model.size_multiple
+    rules = model.size_rules
     # batch 2: torch.export specialises a size-1 dim, and networks that fold the batch into reshapes
-    # (PLKSR, SwinIR, OmniSR) then violate the dynamic batch constraint
-    sample = torch.rand(2, 3, 16 * m, 16 * m, generator=torch.Generator().manual_seed(0))
-    dims = {0: torch.export.Dim("batch", max=1024), 2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
+    # (PLKSR, OmniSR) then violate the dynamic batch constraint; a graph with a fixed batch is traced at it.
+    # H and W: the rules' padded size (window networks are exact only at multiples of their window).
+    side = rules.padded(16 * rules.multiple if rules.multiple > 1 else 16)
+    batch = torch.export.Dim.STATIC if rules.batch else torch.export.Dim("batch", max=1024)
+    sample = torch.rand(rules.batch or 2, 3, side, side, generator=torch.Generator().manual_seed(0))
+    dims = {0: batch, 2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
     try:
         with warnings.catch_warnings(), torch.no_grad(), quiet_exporter_registry():
             warnings.simplefilter("ignore")
@@ -136,9 +139,10 @@ def check_dynamic_sizes(path: str | os.PathLike[str], model: SRModel, tol: float
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise ExportError(f"ONNX Runtime cannot load the exported model: {exc}", "report this as a bug") from exc
-    m = model.size_multiple
+    rules = model.size_rules
     for n, h, w in _CHECK_SIZES:
-        h, w = h * m if m > 1 else h, w * m if m > 1 else w
+        # sizes the graph accepts (the runtime pads to them), distinct from the traced one
+        n, h, w = rules.batch or n, rules.padded(h), rules.padded(w)
         x = torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(h * w))
         try:
             (got,) = sess.run(None, {INPUT_NAME: x.numpy()})

@@ -45,12 +45,27 @@ class ManifestDoc(_Doc):
     kind: Literal["build", "validate-report"] = "build"
 
 
+class SizeRulesDoc(_Doc):
+    """srdeploy/size_rules.py: the input sizes the graphs accept (absent: every size, any batch)."""
+
+    multiple: int = Field(1, ge=1, le=1024)
+    minimum: int = Field(1, ge=1, le=4096)
+    pad_mode: Literal["reflect", "constant"] = "reflect"
+    batch: int | None = Field(None, ge=1, le=1024)
+
+    def rules(self) -> Any:
+        from srdeploy.size_rules import SizeRules
+
+        return SizeRules(self.multiple, self.minimum, self.pad_mode, self.batch)
+
+
 class ModelDoc(_Doc):
     arch: str = Field(min_length=1)
     name: str = ""
     scale: Scale
     hparams: dict[str, Any]
     structure: dict[str, Any] = {}
+    size_rules: SizeRulesDoc | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelDoc:
@@ -96,6 +111,7 @@ class TierFiles(_Doc):
 
 class TiersDoc(_Doc):
     scale: Scale
+    size_rules: SizeRulesDoc | None = None
     default_tier: int | None = Field(None, ge=0)
     selector: SelectorDoc | None = None
     tiers: list[TierFiles] = Field(min_length=1)

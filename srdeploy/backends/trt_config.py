@@ -109,10 +109,15 @@ class EngineConfig:
     required: bool = False
 
     @classmethod
-    def from_recipe(cls, section: TensorRTSection, plan_has_2of4: bool, size_multiple: int = 1) -> EngineConfig:
-        profile = ProfileShapes.from_nhw(
-            section.min_shape, section.opt_shape, section.max_shape, multiple=max(1, size_multiple)
-        )
+    def from_recipe(
+        cls, section: TensorRTSection, plan_has_2of4: bool, size_multiple: int = 1, fixed_batch: int | None = None
+    ) -> EngineConfig:
+        """``fixed_batch``: the graph was exported for exactly that batch (size rules of SwinIR, HAT, DAT), so
+        the optimization profile's N is that batch whatever the recipe says (no other batch can run)."""
+        shapes = [section.min_shape, section.opt_shape, section.max_shape]
+        if fixed_batch is not None:
+            shapes = [(fixed_batch, *tuple(s)[1:]) for s in shapes]
+        profile = ProfileShapes.from_nhw(*shapes, multiple=max(1, size_multiple))
         return cls(
             profile=profile,
             workspace_bytes=int(section.workspace_mb) << 20,

@@ -8,6 +8,8 @@ from typing import Any
 
 from torch import nn
 
+from srdeploy.size_rules import NO_RULES, SizeRules
+
 # Layer roles decide the default precision: "body" convs are quantized, "head", "upsampler" and
 # "tail" stay in float unless the recipe asks for them at 8 bit, "fixed" (mean shifts) never are.
 ROLES = ("head", "body", "upsampler", "tail", "fixed")
@@ -60,7 +62,12 @@ class SRModel:
     name: str = ""
     in_channels: int = 3
     out_channels: int = 3
-    size_multiple: int = 1
+    # the input sizes the exported graph accepts; the runtime and validator pad to them (size_rules.py)
+    size_rules: SizeRules = NO_RULES
+
+    @property
+    def size_multiple(self) -> int:
+        return self.size_rules.multiple
 
     def layer_roles(self) -> dict[str, str]:
         roles = getattr(self.module, "layer_roles", None)

@@ -38,6 +38,7 @@ def save_deploy_model(model: SRModel, folder: Path) -> None:
         scale=model.scale,
         hparams=dict(model.hparams),
         source=Path(model.source).name,
+        **({} if model.size_rules.trivial else {"size_rules": model.size_rules.to_json()}),
     )
     atomic_write_text(folder / "model.json", json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
@@ -52,10 +53,7 @@ def load_deploy_model(folder: Path) -> SRModel:
     meta = read_json(meta_path, BuildFolderError, "model metadata")
     check_model_doc(meta, meta_path)
     if str(meta["arch"]).startswith("spandrel:"):
-        raise BuildFolderError(
-            "re-validating a spandrel model from its build folder is not supported",
-            "run srdeploy build again (it validates as part of the build)",
-        )
+        return _spandrel_deploy_model(meta, weights)
     from srdeploy.models.registry import get_architecture
 
     try:
@@ -83,3 +81,16 @@ def load_deploy_model(folder: Path) -> SRModel:
         source=str(weights),
         name=meta.get("name", ""),
     )
+
+
+def _spandrel_deploy_model(meta: dict[str, Any], weights: Path) -> SRModel:
+    """spandrel detects the network again from the saved weights (a spandrel module is saved as it was loaded)."""
+    from srdeploy.models.spandrel_adapter import load_with_spandrel
+
+    model = load_with_spandrel(weights, name=meta.get("name", ""))
+    if model.arch != meta["arch"] or model.scale != int(meta["scale"]):
+        raise BuildFolderError(
+            f"{weights} loads as {model.arch} x{model.scale}, model.json says {meta['arch']} x{meta['scale']}",
+            "rebuild the folder",
+        )
+    return model

@@ -6,13 +6,18 @@ by ``spandrel_import.import_spandrel``, with a contained stand-in when torchvisi
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
+
+import torch
+import torch.nn.functional as F
 
 from srdeploy.errors import ModelError
 from srdeploy.interrupts import reraise_pending
 from srdeploy.models.base import SRModel
 from srdeploy.models.loading import check_finite, load_state_dict
 from srdeploy.models.spandrel_import import INSTALL_COMMAND, import_spandrel
+from srdeploy.models.spandrel_rules import spandrel_size_rules
 
 
 def load_with_spandrel(path: Path, name: str = "") -> SRModel:
@@ -35,14 +40,32 @@ def load_with_spandrel(path: Path, name: str = "") -> SRModel:
             f"{path} is a {descriptor.input_channels}->{descriptor.output_channels} channel model",
             "srdeploy handles RGB -> RGB super-resolution models",
         )
-    module = descriptor.model.eval()
-    size = descriptor.size_requirements
+    module = freeze_reparameterized_convs(descriptor.model.eval())
+    arch = descriptor.architecture.id
+    rules = spandrel_size_rules(arch, getattr(module, "hyperparameters", {}), descriptor.size_requirements)
     return SRModel(
         module=module,
-        arch=f"spandrel:{descriptor.architecture.id}",
+        arch=f"spandrel:{arch}",
         scale=int(descriptor.scale),
-        hparams={"spandrel_arch": descriptor.architecture.id},
+        hparams={"spandrel_arch": arch},
         source=str(path),
         name=name or path.stem,
-        size_multiple=int(getattr(size, "multiple_of", 1) or 1),
+        size_rules=rules,
     )
+
+
+def _frozen_forward(self: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = self.eval_conv(x)
+    return F.leaky_relu(out, negative_slope=0.05) if self.has_relu else out
+
+
+def freeze_reparameterized_convs(module: torch.nn.Module) -> torch.nn.Module:
+    """SPAN's Conv3XC re-folds its three convs into ``eval_conv`` (assigning ``.data``) on every eval forward,
+    which torch.export cannot trace. Fold once here and make the forward the folded conv: same output, same
+    state dict, traceable."""
+    for m in module.modules():
+        if type(m).__name__ == "Conv3XC" and hasattr(m, "update_params") and hasattr(m, "eval_conv"):
+            with torch.no_grad():
+                m.update_params()
+            m.forward = types.MethodType(_frozen_forward, m)  # type: ignore[method-assign]
+    return module

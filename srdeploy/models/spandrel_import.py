@@ -21,7 +21,7 @@ from srdeploy.errors import ModelError
 
 # the [zoo] extra holds spandrel's requirements except torch and torchvision; spandrel itself goes in with
 # --no-deps (pyproject cannot say that), so the pinned torch is never replaced
-INSTALL_COMMAND = "pip install 'srdeploy[zoo]' && pip install --no-deps 'spandrel>=0.4'"
+INSTALL_COMMAND = "pip install 'srdeploy[zoo]' && pip install --no-deps spandrel==0.4.2"
 STAND_IN = ("torchvision", "torchvision.transforms", "torchvision.transforms.functional")
 
 

@@ -22,6 +22,7 @@ from srdeploy.errors import BackendUnavailable, BuildFolderError
 from srdeploy.machine import has_vnni
 from srdeploy.metadata import check_tiers_doc, read_json
 from srdeploy.profiles import PROFILES, get_profile
+from srdeploy.size_rules import NO_RULES, SizeRules
 
 BACKENDS = ("onnxruntime", "openvino")  # what the app runtime can run (TensorRT: through ORT's provider)
 Provider = str | tuple[str, dict[str, Any]]
@@ -44,6 +45,7 @@ class ModelSet:
     selector: dict[str, Any] | None
     scale: int | None  # None: unknown until probed (bare .onnx)
     source: Path
+    size_rules: SizeRules = NO_RULES  # from tiers.json; a bare .onnx carries none (Upscaler(size_rules=...))
 
 
 def load_model_set(path: str | os.PathLike[str], profile: str = "ort") -> ModelSet:
@@ -104,7 +106,8 @@ def _from_tiers_json(path: Path, profile: str, checksums: dict[str, str] | None)
             )
         if checksums is not None:
             _check_sum(t.path, path.parent, checksums)
-    return ModelSet(tiers, default_tier, selector, doc.scale, path)
+    rules = NO_RULES if doc.size_rules is None else doc.size_rules.rules()
+    return ModelSet(tiers, default_tier, selector, doc.scale, path, rules)
 
 
 def native_profile(backend: str, built: set[str] | None = None) -> str:
@@ -163,12 +166,13 @@ def resolve_providers(providers: Sequence[Provider] | None, profile: str) -> lis
     return list(providers)
 
 
-def _probe_scale(infer: Any, path: Path) -> int:
-    """Scale of a bare model: run an 8x8 input and compare sizes."""
-    y = infer(np.zeros((1, 3, 8, 8), dtype=np.float32))
-    if y.ndim != 4 or y.shape[2] % 8 or y.shape[2] != y.shape[3] or y.shape[1] != 3:
+def _probe_scale(infer: Any, path: Path, rules: SizeRules = NO_RULES) -> int:
+    """Scale of a bare model: run an 8x8 input (or the smallest one ``rules`` accept) and compare sizes."""
+    side = rules.padded(8)
+    y = infer(np.zeros((rules.batch or 1, 3, side, side), dtype=np.float32))
+    if y.ndim != 4 or y.shape[2] % side or y.shape[2] != y.shape[3] or y.shape[1] != 3:
         raise BuildFolderError(f"{path} does not map (N,3,H,W) to (N,3,sH,sW)", "pass an srdeploy model")
-    return y.shape[2] // 8
+    return y.shape[2] // side
 
 
 class Session(OrtRunner):
@@ -177,8 +181,8 @@ class Session(OrtRunner):
     def __init__(self, path: Path, threads: int | None, providers: list[Provider]) -> None:
         super().__init__(path, threads, list(providers), mem_arena=False)
 
-    def probe_scale(self) -> int:
-        return _probe_scale(self.infer, self.path)
+    def probe_scale(self, rules: SizeRules = NO_RULES) -> int:
+        return _probe_scale(self.infer, self.path, rules)
 
 
 def open_session(path: Path, threads: int | None, providers: list[Provider] | None, backend: str) -> Any:
@@ -189,5 +193,5 @@ def open_session(path: Path, threads: int | None, providers: list[Provider] | No
 
     runner = OpenVinoRunner(path, threads=threads).activate()
     runner.providers = ["OpenVINO CPU"]  # type: ignore[attr-defined]
-    runner.probe_scale = lambda: _probe_scale(runner.infer, runner.path)  # type: ignore[attr-defined]
+    runner.probe_scale = lambda rules=NO_RULES: _probe_scale(runner.infer, runner.path, rules)  # type: ignore[attr-defined]
     return runner

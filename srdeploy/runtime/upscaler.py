@@ -30,6 +30,7 @@ import numpy as np
 
 from srdeploy.errors import BuildFolderError, SrdeployError
 from srdeploy.runtime.arrays import allocate_output, finish, prepare, upscale_alpha
+from srdeploy.runtime.padding import run_padded
 from srdeploy.runtime.routing import make_router
 from srdeploy.runtime.sessions import (
     ModelSet,
@@ -40,6 +41,7 @@ from srdeploy.runtime.sessions import (
     resolve_providers,
 )
 from srdeploy.runtime.tiling import DEFAULT_MAX_BATCH_PIXELS, plan_tiles, upscale_tiled
+from srdeploy.size_rules import SizeRules
 
 DEFAULT_OVERLAP = 16
 DEFAULT_MAX_MEGAPIXELS = 25.0  # input size guard: 25 MP at x4 is a 400 MP (1.2 GB 8-bit) output
@@ -98,6 +100,7 @@ class Upscaler:
         max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS,
         max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS,
         backend: str = "onnxruntime",
+        size_rules: SizeRules | None = None,
     ) -> None:
         """``model``: an .onnx file, a tiers.json (tier files beside it) or a build folder.
 
@@ -108,7 +111,9 @@ class Upscaler:
         ``tier``: 'auto' routes each image/tile by the build's selector; an index forces that tier.
         ``backend``: 'onnxruntime' or 'openvino' (CPU plugin; ``pip install 'srdeploy[openvino]'``).
         ``profile``: None = 'ort' on ONNX Runtime; on OpenVINO the build's 'openvino' profile, or its
-        'ort' graph when it has none (said in ``notes``).
+        'ort' graph when it has none (said in ``notes``). ``size_rules``: the input sizes the graph accepts
+        (None: the build's tiers.json says; a bare .onnx of a window network needs them given here).
+        Images and tiles are padded to them and the output cropped (runtime/padding.py).
         """
         if tile is not None and tile < 8:
             raise SrdeployError(f"tile={tile} is too small", "use tile >= 8 LR pixels (64-512 is typical)")
@@ -122,6 +127,7 @@ class Upscaler:
             raise SrdeployError("providers are ONNX Runtime execution providers", "drop them for backend='openvino'")
         self.notes: list[str] = [note] if note else []
         self.models = load_model_set(model, profile)
+        self.size_rules = self.models.size_rules if size_rules is None else size_rules
         self.profile, self.backend = profile, backend
         self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
         self.max_megapixels, self.max_batch_pixels = max_megapixels, max_batch_pixels
@@ -131,7 +137,7 @@ class Upscaler:
             k: open_session(t.path, threads, chosen, backend) for k, t in sorted(self.models.tiers.items())
         }
         first = self.sessions[min(self.sessions)]
-        self.scale: int = self.models.scale or first.probe_scale()
+        self.scale: int = self.models.scale or first.probe_scale(self.size_rules)
         self.providers: list[str] = first.providers
         self._route = make_router(self.models.selector, self.models.default_tier, set(self.models.tiers))
         self.last_stats: UpscaleStats | None = None
@@ -163,7 +169,7 @@ class Upscaler:
         return self._route(chw)
 
     def _infer(self, batch: np.ndarray, tier: int) -> np.ndarray:
-        y = self.sessions[tier].infer(batch)
+        y = run_padded(self.sessions[tier].infer, batch, self.size_rules, self.scale)
         n, _, h, w = batch.shape
         if y.shape != (n, 3, h * self.scale, w * self.scale):
             raise BuildFolderError(

@@ -10,6 +10,7 @@ from srdeploy.fsutil import atomic_write_text
 from srdeploy.models.deploy_form import save_deploy_model
 from srdeploy.quant.plan import QuantPlan
 from srdeploy.quant.plan_io import save_plan
+from srdeploy.size_rules import NO_RULES, SizeRules
 from srdeploy.stages.context import BuildContext
 from srdeploy.stages.emit import graph_file
 
@@ -18,14 +19,15 @@ def write_build_files(ctx: BuildContext, plan: QuantPlan, folder: BuildFolder) -
     save_plan(plan, folder.plan)
     save_deploy_model(ctx.model, folder.root)
     atomic_write_text(folder.recipe, ctx.recipe.to_yaml())
-    write_tiers_json(folder, plan)
+    write_tiers_json(folder, plan, ctx.model.size_rules)
     if "sparsity_full" in ctx.reports:
         text = json.dumps(ctx.reports["sparsity_full"], indent=1, default=str) + "\n"
         atomic_write_text(folder.root / "sparsity.json", text)
 
 
-def write_tiers_json(folder: BuildFolder, plan: QuantPlan) -> None:
-    """The selector apps apply: statistic, thresholds, which file serves which tier (exported profiles only)."""
+def write_tiers_json(folder: BuildFolder, plan: QuantPlan, rules: SizeRules = NO_RULES) -> None:
+    """The selector apps apply: statistic, thresholds, which file serves which tier (exported profiles only),
+    and the input sizes the graphs accept (``size_rules``, only when not every size runs as it is)."""
     from srdeploy.validate import cost
 
     tiers = [
@@ -40,6 +42,7 @@ def write_tiers_json(folder: BuildFolder, plan: QuantPlan) -> None:
     sel = plan.selector
     doc = dict(
         scale=int(plan.model.scale),
+        **({} if rules.trivial else {"size_rules": rules.to_json()}),
         default_tier=plan.default_tier,
         selector=None
         if sel is None

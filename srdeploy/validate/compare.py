@@ -20,7 +20,9 @@ from srdeploy.data.degrade import bicubic_upscale
 from srdeploy.data.sets import SRPair
 from srdeploy.errors import ValidationFailed
 from srdeploy.quant.plan import Selector
+from srdeploy.runtime.padding import run_padded
 from srdeploy.runtime.tiling import upscale_tiled
+from srdeploy.size_rules import NO_RULES, SizeRules
 from srdeploy.validate.metrics import max_abs_error, psnr_float, psnr_rgb, psnr_y, ssim_y
 
 DEFAULT_OVERLAP = 16
@@ -92,13 +94,15 @@ def run_execution(
     router: Callable[[np.ndarray], int],
     tile: int | None,
     overlap: int = DEFAULT_OVERLAP,
+    rules: SizeRules = NO_RULES,
 ) -> tuple[np.ndarray, dict[int, int]]:
-    """lr (H,W,3) -> SR (sH,sW,3) float32 and tier usage."""
+    """lr (H,W,3) -> SR (sH,sW,3) float32 and tier usage. Every execution (PyTorch too) runs the image or tile
+    padded to the graphs' size ``rules`` and cropped, as the app runtime does (runtime/padding.py)."""
     chw = np.ascontiguousarray(lr.transpose(2, 0, 1), dtype=np.float32)
 
     def infer(batch: np.ndarray, tier: int) -> np.ndarray:
         runner = execution.runners.get(tier) or execution.runners[min(execution.runners)]
-        return runner.infer(batch)
+        return run_padded(runner.infer, batch, rules, scale)
 
     if tile:
         route = router if len(execution.runners) > 1 else (lambda _x: min(execution.runners))
@@ -117,6 +121,7 @@ def compare(
     tile: int | None = None,
     progress: Callable[[int], None] | None = None,
     overlap: int = DEFAULT_OVERLAP,
+    rules: SizeRules = NO_RULES,
 ) -> Comparison:
     router = make_router(selector, default_tier)
     result = Comparison()
@@ -125,7 +130,7 @@ def compare(
         result.bicubic[pair.name] = (psnr_y(bic, pair.hr, scale), ssim_y(bic, pair.hr, scale))
         outputs: dict[str, np.ndarray] = {}
         for ex in executions:
-            sr, tiers = run_execution(ex, pair.lr, scale, router, tile, overlap)
+            sr, tiers = run_execution(ex, pair.lr, scale, router, tile, overlap, rules)
             if not np.all(np.isfinite(sr)):
                 raise ValidationFailed(
                     f"{ex.name} produced NaN/Inf on image {pair.name}",

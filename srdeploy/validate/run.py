@@ -131,7 +131,9 @@ def validate(
     come from the dataset named in ``header`` (its categories.json), else every image is uncategorised."""
     executions = executions_for(folder, model, plan, threads)
     t0 = time.perf_counter()
-    comparison = compare(pairs, executions, model.scale, plan.selector, plan.default_tier, tile, progress, overlap)
+    comparison = compare(
+        pairs, executions, model.scale, plan.selector, plan.default_tier, tile, progress, overlap, model.size_rules
+    )
     deployments = [e.name for e in executions if e.kind == "deployment"]
     sane, warnings = sanity_check(comparison, thresholds, reference)
     failures = sane + check(comparison, deployments, thresholds)
@@ -184,7 +186,7 @@ def _draw_visuals(
     router = make_router(plan.selector, plan.default_tier)
 
     def run(ex: Execution, lr: np.ndarray) -> np.ndarray:
-        return run_execution(ex, lr, model.scale, router, tile, overlap)[0]
+        return run_execution(ex, lr, model.scale, router, tile, overlap, model.size_rules)[0]
 
     def crops_done(k: int) -> None:
         if progress:

@@ -161,3 +161,10 @@ def test_compatibility_problems() -> None:
 
 def test_engine_stem() -> None:
     assert engine_stem(None) == "engine" and engine_stem("2") == "tier-2" and engine_stem("a/b") == "tier-a-b"
+
+
+def test_a_fixed_batch_graph_gets_that_batch_in_every_profile_shape() -> None:
+    section = TensorRTSection(min_shape=(1, 16, 16), opt_shape=(2, 64, 64), max_shape=(4, 128, 128))
+    cfg = EngineConfig.from_recipe(section, plan_has_2of4=False, size_multiple=8, fixed_batch=1)
+    assert (cfg.profile.min, cfg.profile.opt, cfg.profile.max) == ((1, 3, 16, 16), (1, 3, 64, 64), (1, 3, 128, 128))
+    assert EngineConfig.from_recipe(section, plan_has_2of4=False).profile.max == (4, 3, 128, 128)
