@@ -59,8 +59,9 @@ def cli_command() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "srdeploy.cli"]
 
 
-def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
-    """srdeploy ARGS as a subprocess with SIGINT at its default (a background shell may ignore it)."""
+def start_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """srdeploy ARGS as a subprocess with SIGINT at its default (a background shell may ignore it);
+    ``env``: variables added to the environment."""
     import signal
 
     return subprocess.Popen(
@@ -69,13 +70,13 @@ def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
-def run_sub(*args: str, cwd: Path, timeout: float = 300) -> Result:
-    proc = start_cli(*args, cwd=cwd)
+def run_sub(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None) -> Result:
+    proc = start_cli(*args, cwd=cwd, env=env)
     out, err = proc.communicate(timeout=timeout)
     return Result(proc.returncode, out, err)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from clitest import assert_one_error, cli_command, run_sub, snapshot
 
 
@@ -17,9 +18,14 @@ def test_markup_in_messages_is_printed_as_is(ws: Path) -> None:
     assert "recipe odd[/]name.yaml not found" in line
 
 
-def test_install_hint_keeps_its_extra(ws: Path) -> None:
+def test_install_hint_keeps_its_extra(ws: Path, tmp_path: Path) -> None:
+    # spandrel is installed by the README's command: hide it as a machine without it would be
+    hidden = tmp_path / "no_spandrel" / "spandrel"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'spandrel'\")\n")
     before = snapshot(ws)
-    res = run_sub("build", "-r", "recipe.yaml", "--no-validate", "--set", "model.arch=spandrel", cwd=ws)
+    env = {"PYTHONPATH": os.pathsep.join([str(hidden.parent), os.environ.get("PYTHONPATH", "")])}
+    res = run_sub("build", "-r", "recipe.yaml", "--no-validate", "--set", "model.arch=spandrel", cwd=ws, env=env)
     line = assert_one_error(res, 2, "spandrel")
     assert "pip install 'srdeploy[zoo]'" in line
     assert snapshot(ws).items() >= before.items()
@@ -60,3 +66,16 @@ def test_environment_variable_turns_on_debug(ws: Path) -> None:
         check=False,
     )
     assert res.returncode == 2 and "Traceback" in res.stderr
+
+
+def test_a_file_spandrel_does_not_know_is_named_with_a_reason(ws: Path) -> None:
+    from srdeploy.models.spandrel_import import import_spandrel
+
+    try:
+        import_spandrel()
+    except Exception as exc:  # not installed here
+        pytest.skip(f"spandrel not importable: {exc}")
+    res = run_sub("build", "-r", "recipe.yaml", "--no-validate", "--set", "model.arch=spandrel", cwd=ws)
+    line = assert_one_error(res, 2, "spandrel does not recognise")
+    reason = line.split("does not recognise", 1)[1].split(":", 1)[1].split(" — ")[0]
+    assert reason.strip(), line

@@ -34,7 +34,8 @@ def load_with_spandrel(path: Path, name: str = "") -> SRModel:
     try:
         descriptor = spandrel.ModelLoader().load_from_state_dict(sd)
     except Exception as exc:
-        raise ModelError(f"spandrel does not recognise {path}: {exc}", "check that the file is an SR model") from exc
+        why = str(exc) or type(exc).__name__
+        raise ModelError(f"spandrel does not recognise {path}: {why}", "check that the file is an SR model") from exc
     if descriptor.input_channels != 3 or descriptor.output_channels != 3:
         raise ModelError(
             f"{path} is a {descriptor.input_channels}->{descriptor.output_channels} channel model",
