@@ -18,13 +18,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    model_validator,
 )
 
 from srdeploy.errors import RecipeError
+from srdeploy.recipe_calib import CalibSection
 from srdeploy.recipe_sections import (  # noqa: F401  (re-exported: the schema lives in recipe_sections)
     MAX_NAME,
     AdaptiveSection,
-    CalibSection,
     ExportSection,
     ModelSection,
     QuantSection,
@@ -51,6 +52,17 @@ class Recipe(_Section):
     validate_: ValidateSection = Field(ValidateSection(), alias="validate")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _hr_for_float_tier(self) -> Recipe:
+        # The float tier measures each candidate patch's INT8 PSNR drop against its HR crop: refuse, not skip.
+        if self.quant.float_tier.max_drop_db > 0 and not self.calib.has_hr:
+            what = "calib.tensors" if self.calib.tensors else "calib.degradation: none"
+            raise ValueError(
+                f"quant.float_tier.max_drop_db > 0 needs HR images behind the calibration patches and {what} "
+                "has none: set max_drop_db to 0, or calibrate on HR images (calib.degradation: bicubic)"
+            )
+        return self
 
     @property
     def digest(self) -> str:

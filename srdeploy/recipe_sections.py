@@ -44,15 +44,6 @@ class ModelSection(_Section):
         return self
 
 
-class CalibSection(_Section):
-    set: str | None = Field("train", min_length=1, description="named image set in calib_data/")
-    folder: str | None = Field(None, min_length=1, description="folder of HR images (instead of set)")
-    patches: int = Field(64, ge=1, le=100_000)
-    patch_size: int = Field(48, ge=8, le=1024, description="LR patch size")
-    batch_size: int = Field(8, ge=1, le=1024)
-    time_budget_s: float | None = Field(None, gt=0, description="calibration + refinement seconds (refinement stops)")
-
-
 def _ordered_percentiles(v: tuple[float, float]) -> tuple[float, float]:
     if not 0 <= v[0] < v[1] <= 100:
         raise ValueError(f"percentile pair {list(v)} must satisfy 0 <= low < high <= 100")

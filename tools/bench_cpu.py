@@ -33,7 +33,8 @@ from bench_common import markdown_table, save_json
 from srdeploy.backends.openvino import OpenVinoRunner
 from srdeploy.backends.ort import OrtRunner
 from srdeploy.bench import interleaved_ms, machine_info
-from srdeploy.data.sets import load_pairs, lr_patches
+from srdeploy.data.calib_inputs import calib_patches
+from srdeploy.data.sets import load_pairs
 from srdeploy.recipe import load_recipe
 from srdeploy.stages.context import calib_source
 from srdeploy.validate.metrics import psnr_y
@@ -98,7 +99,7 @@ def bench_build(build: Path, args: argparse.Namespace) -> dict[str, Any]:
     recipe = load_recipe(build / "recipe.yaml")
     scale = int(json.loads((build / "tiers.json").read_text())["scale"])
     pairs = load_pairs(recipe.validate_.dataset, scale, args.max_images)
-    patches = lr_patches(calib_source(recipe), scale, recipe.calib.patch_size, recipe.calib.patches, recipe.seed)
+    patches = calib_patches(recipe.calib, scale, recipe.calib.patch_size, recipe.calib.patches, recipe.seed)
     with tempfile.TemporaryDirectory() as tmp:
         rows = executions(build, Path(tmp), patches, set(args.peers.split(",")), args.extra)
         infers = {r["label"]: runner(r["runtime"], r["path"], args.threads, r.get("precision", "f32")) for r in rows}

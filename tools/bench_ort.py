@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import evaluate, machine, markdown_table, median_ms, save_json, torch_infer
 
 from srdeploy.backends.ort import OrtRunner, fusion_report
-from srdeploy.data.sets import load_pairs, lr_patches
+from srdeploy.data.calib_inputs import calib_patches
+from srdeploy.data.sets import load_pairs
 from srdeploy.models.deploy_form import load_deploy_model
 from srdeploy.pipeline import build
 from srdeploy.recipe import load_recipe
-from srdeploy.stages.context import calib_source
 
 
 def quantize_static_peer(fp32: Path, out: Path, patches: np.ndarray, method: str) -> tuple[Path, float]:
@@ -82,7 +82,7 @@ def main() -> None:
     folder = result.out_dir
     model = load_deploy_model(folder)
     pairs = load_pairs(recipe.validate_.dataset, model.scale, args.max_images)
-    patches = lr_patches(calib_source(recipe), model.scale, recipe.calib.patch_size, recipe.calib.patches, recipe.seed)
+    patches = calib_patches(recipe.calib, model.scale, recipe.calib.patch_size, recipe.calib.patches, recipe.seed)
     x = np.random.default_rng(0).random((1, 3, args.size, args.size), dtype=np.float32)
 
     candidates: list[tuple[str, Path | None, float | None]] = [

@@ -42,7 +42,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 from bench_common import save_json  # noqa: E402
 
 from srdeploy.backends.qdq_layout import diff, graph_facts, roles, summarize_diff  # noqa: E402
-from srdeploy.data.sets import load_pairs, lr_patches  # noqa: E402
+from srdeploy.data.calib_inputs import calib_patches  # noqa: E402
+from srdeploy.data.sets import load_pairs  # noqa: E402
 from srdeploy.passes.lint_trt import lint_trt  # noqa: E402
 from srdeploy.quant.plan_io import load_plan  # noqa: E402
 from srdeploy.recipe import load_recipe  # noqa: E402
@@ -77,8 +78,8 @@ def calibration_patches(build: Path, work: Path) -> tuple[Path, dict[str, Any]]:
     """The build's calibration patches (same recipe, same seed, same function as pipeline.build)."""
     recipe = load_recipe(build / "recipe.yaml")
     scale = load_plan(build / "plan.json").model.scale
-    source = recipe.calib.folder or recipe.calib.set or "train"
-    patches = lr_patches(source, scale, recipe.calib.patch_size, recipe.calib.patches, recipe.seed)
+    source = recipe.calib.source
+    patches = calib_patches(recipe.calib, scale, recipe.calib.patch_size, recipe.calib.patches, recipe.seed)
     path = work / "calib_lr.npy"
     np.save(path, patches)
     sha = hashlib.sha256(patches.tobytes()).hexdigest()

@@ -87,6 +87,11 @@ def _read(path: Path) -> np.ndarray:
     return _read_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
 
 
+def load_images(name_or_folder: str | os.PathLike[str]) -> list[tuple[str, np.ndarray]]:
+    """Every image of the set as it is (name, HxWx3 float32 [0,1], read-only): ``calib.degradation: none``."""
+    return [(f.stem, _read(f)) for f in resolve_images(name_or_folder)]
+
+
 def load_pairs(name_or_folder: str | os.PathLike[str], scale: int, max_images: int | None = None) -> list[SRPair]:
     if max_images is not None and max_images < 1:
         raise DataError(f"max_images={max_images} must be >= 1", "omit it to use every image")

@@ -17,8 +17,8 @@ import onnx
 
 from srdeploy.calib.exclude import apply_exclusions
 from srdeploy.calib.layers import layer_infos
+from srdeploy.data.calib_inputs import calib_patches, source_count
 from srdeploy.data.coverage import calibration_warnings
-from srdeploy.data.sets import lr_patches, patch_source_count
 from srdeploy.export import export_onnx, residual_add_paths
 from srdeploy.models.base import SRModel
 from srdeploy.models.deploy_form import load_for_recipe, to_deploy_form
@@ -52,7 +52,8 @@ class BuildContext:
 
 
 def calib_source(recipe: Recipe) -> str:
-    return recipe.calib.folder or recipe.calib.set or "train"
+    """The tensors file, folder or named set the calibration patches come from."""
+    return recipe.calib.source
 
 
 def prepare(recipe: Recipe, fp32_path: Path, progress: Progress | None = None) -> BuildContext:
@@ -64,9 +65,8 @@ def prepare(recipe: Recipe, fp32_path: Path, progress: Progress | None = None) -
         loaded = load_for_recipe(recipe.model)
         model = to_deploy_form(copy.deepcopy(loaded))
     with progress.stage("calibration patches"):
-        patches = lr_patches(
-            calib_source(recipe), model.scale, recipe.calib.patch_size, recipe.calib.patches, recipe.seed
-        )
+        c = recipe.calib
+        patches = calib_patches(c, model.scale, c.patch_size, c.patches, recipe.seed)
         warnings = coverage_warnings(recipe, patches, model.scale)
     for line in warnings:
         progress.log(f"warning: {line}")
@@ -85,8 +85,7 @@ def prepare(recipe: Recipe, fp32_path: Path, progress: Progress | None = None) -
 
 def coverage_warnings(recipe: Recipe, patches: np.ndarray, scale: int) -> list[str]:
     """What the calibration set lacks (data/coverage.py): shown while building and kept in the report."""
-    source = calib_source(recipe)
-    return calibration_warnings(patches, patch_source_count(source, scale, recipe.calib.patch_size))
+    return calibration_warnings(patches, source_count(recipe.calib, scale, recipe.calib.patch_size))
 
 
 def initial_plan(ctx: BuildContext) -> QuantPlan:

@@ -17,6 +17,7 @@ from srdeploy.calib.complexity import complexity
 from srdeploy.calib.float_tier import candidates, choose_threshold, patch_drops
 from srdeploy.calib.tiers import realize_tiers
 from srdeploy.data.sets import sr_patches
+from srdeploy.errors import PlanError
 from srdeploy.quant.plan import QuantPlan
 from srdeploy.quant.simulate import simulate
 from srdeploy.stages.context import BuildContext, calib_source
@@ -28,6 +29,12 @@ def float_tier_step(ctx: BuildContext, plan: QuantPlan) -> QuantPlan:
     ft, r = ctx.recipe.quant.float_tier, ctx.recipe
     if ft.max_drop_db <= 0 or not plan.tiers:
         return plan
+    if not r.calib.has_hr:  # recipe.py refuses this when the recipe loads; never measure drops against no HR
+        raise PlanError(
+            "quant.float_tier needs HR images behind the calibration patches; calib.degradation none and "
+            "calib.tensors have none",
+            "set quant.float_tier.max_drop_db to 0",
+        )
     profile = plan.profiles[0]
     with ctx.stage("float_tier", "float tier threshold", total=None):
         lr, hr = sr_patches(calib_source(r), ctx.model.scale, r.calib.patch_size, ft.patches, r.seed + SEED_OFFSET)

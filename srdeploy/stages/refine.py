@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from srdeploy.calib.refine import refine, refined_plan
-from srdeploy.data.sets import lr_patches
+from srdeploy.data.calib_inputs import calib_patches
 from srdeploy.quant.apply import deployed_weights
 from srdeploy.quant.plan import QuantPlan
-from srdeploy.stages.context import BuildContext, calib_source
+from srdeploy.stages.context import BuildContext
 
 CALIBRATION_STAGES = ("equalize", "calibrate")
 
@@ -27,7 +27,7 @@ def refine_step(ctx: BuildContext, plan: QuantPlan) -> QuantPlan:
             return plan
         ctx.reports["refinement"] = dict(steps=0, stopped=skipped, kept="calibrated start")
         return replace(plan, provenance=replace(plan.provenance, refinement=ctx.reports["refinement"]))
-    patches = lr_patches(calib_source(r), ctx.model.scale, rc.patch_size, rc.patches, r.seed + 1)
+    patches = calib_patches(r.calib, ctx.model.scale, rc.patch_size, rc.patches, r.seed + 1, "quant.refine.patch_size")
     with ctx.stage("refine", "refine (label-free, vs fp32)", total=rc.steps) as advance:
         # the student simulates the recipe's first profile (its grid kinds); the result serves every profile
         result = refine(ctx.model.module, plan, patches, rc, r.export.profiles[0], r.seed, left, advance)

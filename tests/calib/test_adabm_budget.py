@@ -102,7 +102,7 @@ def test_refinement_never_raises_the_held_out_loss_and_then_changes_nothing(tmp_
     assert result.steps == 12 and result.holdout_after <= result.holdout_before
     assert result.losses and max(result.losses) > result.losses[0]  # training itself did go wrong
     ctx.recipe = recipe({**quant, "refine": rc.model_dump()})
-    monkeypatch.setattr("srdeploy.stages.refine.lr_patches", lambda *a: data)
+    monkeypatch.setattr("srdeploy.stages.refine.calib_patches", lambda *a: data)
     after = refine_step(ctx, plan)
     record = after.provenance.refinement
     assert record["holdout_l1_after"] <= record["holdout_l1_before"] and record["steps"] == 12

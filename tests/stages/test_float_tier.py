@@ -129,3 +129,14 @@ def test_folder_holds_the_float_graph_and_the_runtime_routes_flat_input_to_it(ti
     flat = np.full((3, 24, 24), 0.4, dtype=np.float32)
     busy = np.random.default_rng(0).random((3, 24, 24), dtype=np.float32)
     assert route(flat) == f and route(busy) == 0
+
+
+def test_float_tier_without_hr_is_refused_even_past_the_recipe_check(tiny) -> None:
+    from srdeploy.errors import PlanError
+    from srdeploy.stages.float_tier import float_tier_step
+
+    _, _, ctx, plan = tiny
+    r = ctx.recipe  # model_copy skips the recipe validator that refuses this combination
+    lr_only = r.model_copy(update=dict(calib=r.calib.model_copy(update=dict(degradation="none"))))
+    with pytest.raises(PlanError, match="needs HR images"):
+        float_tier_step(replace(ctx, recipe=lr_only), plan)
