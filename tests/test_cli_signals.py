@@ -91,7 +91,8 @@ def test_sigterm_mid_upscale_leaves_only_complete_images(ws: Path, good_build: P
     inputs = _images(ws / "many", 120, 48)
     out = ws / "out"
     proc = start_cli("upscale", str(inputs), str(out), "--build", str(good_build), "--tile", "8", cwd=ws)
-    _wait_for(lambda: out.is_dir() and any(p.suffix == ".png" for p in out.iterdir()), proc)
+    # a finished image, not the hidden temporary it is written through (that one may still be removed)
+    _wait_for(lambda: out.is_dir() and any(p.suffix == ".png" and p.name[0] != "." for p in out.iterdir()), proc)
     res = _signal(proc, signal.SIGTERM)
     assert_one_error(res, 143, "interrupted by SIGTERM")
     written = sorted(out.iterdir())

@@ -181,7 +181,9 @@ from srdeploy.runtime.upscaler import Upscaler
 up = Upscaler.from_build(sys.argv[1], threads=2)
 img = np.random.default_rng(0).integers(0, 256, (3000, 4000, 3), dtype=np.uint8)
 out = up.upscale(img)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM is this process's own peak; ru_maxrss also carries the forking parent's RSS across exec on Linux
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
+peak = int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(dict(peak_mb=peak, shape=list(out.shape), tiles=up.last_stats.tiles)))
 """
 
