@@ -10,32 +10,17 @@ Only the first has HR behind each patch (CalibSection.has_hr); recipe.py refuses
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from functools import lru_cache
 
 import numpy as np
 
+from srdeploy.data.file_cache import cached_reader
 from srdeploy.data.sets import MIN_PATCH, load_images, lr_patches, patch_source_count
 from srdeploy.data.tensors import load_tensors
 from srdeploy.errors import DataError
 from srdeploy.recipe_calib import CalibSection
 
-
-@lru_cache(maxsize=4)
-def _tensors_cached(path: str, mtime_ns: int, size: int) -> np.ndarray:
-    """Keyed by the file's identity, so an edited or replaced file is read again."""
-    arr = load_tensors(path)
-    arr.setflags(write=False)
-    return arr
-
-
-def _tensors(path: str) -> np.ndarray:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return load_tensors(path)  # raises the DataError that names the problem
-    return _tensors_cached(os.path.abspath(path), st.st_mtime_ns, st.st_size)
+_tensors = cached_reader(load_tensors, maxsize=4)
 
 
 def _chw_sources(calib: CalibSection) -> tuple[str, Sequence[np.ndarray]]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from srdeploy.data.categories import UNCATEGORISED, read_category_file
 from srdeploy.data.degrade import bicubic_downscale, crop_to_multiple
+from srdeploy.data.file_cache import cached_reader
 from srdeploy.data.io import list_images, read_image
 from srdeploy.errors import DataError
 
@@ -71,20 +71,7 @@ class SRPair:
     lr: np.ndarray  # (H/s)x(W/s)x3 float32 [0,1], bicubic, 8-bit rounded
 
 
-@lru_cache(maxsize=64)
-def _read_cached(path: str, mtime_ns: int, size: int) -> np.ndarray:
-    """Keyed by the file's identity, so an edited or replaced file is read again."""
-    img = read_image(path)
-    img.setflags(write=False)
-    return img
-
-
-def _read(path: Path) -> np.ndarray:
-    try:
-        st = path.stat()
-    except OSError:
-        return read_image(path)  # raises the DataError that names the problem
-    return _read_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
+_read = cached_reader(read_image, maxsize=64)
 
 
 def load_images(name_or_folder: str | os.PathLike[str]) -> list[tuple[str, np.ndarray]]:
