@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
 
 from srdeploy.errors import OutputError
 from srdeploy.fsutil import atomic_file, atomic_folder, clean_stale, ensure_parent, locked, output_path, swap_in
-from srdeploy.interrupts import Interrupted, critical, handle_signals
+from srdeploy.interrupts import Interrupted, critical, handle_signals, received
+
+
+def _until_the_signal_arrives() -> None:
+    """A signal is received by a watcher thread and handed to the main thread: wait for it (5 s at most)."""
+    deadline = time.monotonic() + 5
+    while not received() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert received(), "the signal never reached the main thread"
 
 
 def _entries(folder: Path) -> list[str]:
@@ -85,6 +94,7 @@ def test_swap_defers_a_signal_until_it_is_done(tmp_path: Path) -> None:
     (tmp / "v").write_text("new")
     with handle_signals(), pytest.raises(Interrupted) as info, critical():
         os.kill(os.getpid(), signal.SIGTERM)  # arrives while the swap is "in progress"
+        _until_the_signal_arrives()
         swap_in(tmp, out)
         assert (out / "v").read_text() == "new"  # still running: the signal waited
     assert info.value.exit_code == 143
@@ -116,10 +126,10 @@ def test_atomic_file_leaves_no_temporary_on_failure(tmp_path: Path) -> None:
 def test_a_handled_signal_does_not_outlive_its_block() -> None:
     """Once handle_signals() has turned a SIGTERM into Interrupted and exited, later code outside it (a
     library build(), an optional backend's ImportError) must not be told it was interrupted."""
-    from srdeploy.interrupts import received, reraise_pending
+    from srdeploy.interrupts import reraise_pending
 
     with pytest.raises(Interrupted), handle_signals():
         os.kill(os.getpid(), signal.SIGTERM)
-        signal.pthread_sigmask(signal.SIG_BLOCK, [])  # a bytecode boundary for the handler
+        _until_the_signal_arrives()
     assert received() == 0
     reraise_pending()  # no Interrupted

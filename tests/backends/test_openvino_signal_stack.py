@@ -14,7 +14,7 @@ pytest.importorskip("openvino")
 
 SCRIPT = textwrap.dedent(
     """
-    import faulthandler, gc, os, signal, sys
+    import faulthandler, gc, os, signal, sys, time
     import numpy as np, torch
     from srdeploy import sigstack
     from srdeploy.backends.openvino import OpenVinoRunner
@@ -34,7 +34,8 @@ SCRIPT = textwrap.dedent(
     try:
         with handle_signals():
             os.kill(os.getpid(), signal.SIGTERM)
-            signal.pthread_sigmask(signal.SIG_BLOCK, [])  # a bytecode boundary for the handler
+            for _ in range(500):  # the watcher thread hands the signal to this thread
+                time.sleep(0.01)
     except Interrupted as exc:
         sys.exit(exc.exit_code)
     sys.exit(0)
