@@ -7,6 +7,13 @@ grid (its ReLU then folds into the Q). Convs with fewer than 4 output channels (
 output Q: ONNX Runtime's int8 kernel is several times slower than its float conv there (measured: EDSR x4
 tail, 64->3 channels at 1024x1024: 929 ms vs 136 ms). Weights of <= 4 bits may be stored as INT4 (a storage
 saving: ONNX Runtime convolves INT4 weights in float).
+
+Weights are on a 7-bit grid (|q| <= 63, ONNX Runtime's ``reduce_range``): on x86 CPUs without VNNI (AVX2 only)
+the u8 x s8 kernels add pairs of products in saturating 16-bit registers (2 x 255 x 127 overflows 32767), and
+with 8-bit weights the graph computed something else there (measured on an AVX2-only AMD EPYC: validation
+agreement 7.6-33 dB on small spandrel networks, 25.6 dB on a 23-block RRDBNet, and the default EDSR recipe's
+drop 0.080 dB instead of ~0.06). With 7-bit weights a pair stays below 32130, so one graph computes the same on
+every x86 CPU (docs/BENCHMARKS.md, architecture zoo: ``ort`` vs ``ort_avx2`` columns).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ PROFILE = Profile(
     activation_container=_container,
     float_dtype="float32",
     int4_weights=True,
+    max_weight_bits=7,
     backends=("onnxruntime",),
     providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
     validation_note="ONNX Runtime CPU, integer kernels where fused",
