@@ -3,14 +3,14 @@ the shapes of the released checkpoints, and spandrel families at sizes of their 
 
 Only the bundled models carry trained weights. The released Real-ESRGAN files and spandrel's pretrained models
 cannot be downloaded on the machines this project runs on (no network), so those rows are random-initialised
-networks of the released shapes (the initialisation their training starts from): their export, graph rewrites,
-fusions and speed are those of the real networks, while their INT8 fidelity is a proxy (trained weights have other
-ranges). Each spec says which it is. Not part of the package API.
+networks of the released shapes (PyTorch's default initialisation; the built-in Real-ESRGAN networks' last conv
+rescaled to an image-like output, see SIGNAL_NOTE): their export, graph rewrites, fusions and speed are those of
+the real networks, while their INT8 fidelity is a proxy (trained weights have other ranges). Each spec says which
+it is. Not part of the package API.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,4 +188,4 @@ def specs() -> list[ZooSpec]:
 
 def parameters(module: nn.Module) -> float:
     """Millions of parameters."""
-    return sum(math.prod(p.shape) for p in module.parameters()) / 1e6
+    return sum(p.numel() for p in module.parameters()) / 1e6

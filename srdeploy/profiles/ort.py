@@ -11,8 +11,9 @@ saving: ONNX Runtime convolves INT4 weights in float).
 Weights are on a 7-bit grid (|q| <= 63, ONNX Runtime's ``reduce_range``): on x86 CPUs without VNNI (AVX2 only)
 the u8 x s8 kernels add pairs of products in saturating 16-bit registers (2 x 255 x 127 overflows 32767), and
 with 8-bit weights the graph computed something else there (measured on an AVX2-only AMD EPYC: validation
-agreement 7.6-33 dB on small spandrel networks, 25.6 dB on a 23-block RRDBNet, and the default EDSR recipe's
-drop 0.080 dB instead of ~0.06). With 7-bit weights a pair stays below 32130, so one graph computes the same on
+agreement 7.6-33 dB on the small spandrel networks of tests/models/test_spandrel_build.py, the default EDSR
+recipe's drop 0.080 dB in tests/test_parity.py, and 25.6 dB from fp32 on a random 23-block RRDBNet, 41.0 dB with
+7-bit weights, in tools/bench_zoo.py). With 7-bit weights a pair stays below 32130, so one graph computes the same on
 every x86 CPU (docs/BENCHMARKS.md, architecture zoo: ``ort`` vs ``ort_avx2`` columns).
 """
 
