@@ -65,7 +65,7 @@ def test_validate_json(ws: Path, build_copy: Path) -> None:
     doc = json.loads(res.out)
     assert doc["verdict"] == "pass" and Path(doc["reports"]["json"]).is_file()
     assert doc["report"]["summary"] and doc["report"]["images_evaluated"] == 2
-    res = run_cli("validate", str(build_copy), "--json", "--max-psnr-drop", "0", "--report", "r2", cwd=ws)
+    res = run_cli("validate", str(build_copy), "--json", "--min-psnr", "99", "--report", "r2", cwd=ws)
     assert res.code == 1 and json.loads(res.out)["verdict"] == "fail"
 
 

@@ -48,6 +48,13 @@ def runner(runtime: str, path: Path, threads: int, precision: str = "f32") -> In
     return OpenVinoRunner(path, threads=threads, precision=precision).activate().infer
 
 
+def built_graphs(build: Path) -> list[tuple[str, Path]]:
+    """(profile, base-tier graph) of every profile the build emitted, in tiers.json order."""
+    tiers = json.loads((build / "tiers.json").read_text())["tiers"]
+    base = min(tiers, key=lambda t: t["index"])
+    return [(name, build / rel) for name, rel in base["files"].items() if (build / rel).is_file()]
+
+
 def executions(build: Path, tmp: Path, patches: np.ndarray, peers: set[str], extra: list[str]) -> list[dict]:
     """(label, runtime, path, precision, calibration seconds) of every row, in table order."""
     from cpu_peers import nncf_onnx_defaults, nncf_openvino_defaults, quantize_static_defaults
@@ -58,16 +65,21 @@ def executions(build: Path, tmp: Path, patches: np.ndarray, peers: set[str], ext
         dict(label="OpenVINO fp32 (f32)", runtime="openvino", path=fp32),
         dict(label="OpenVINO fp32 (bf16, plugin default here)", runtime="openvino", path=fp32, precision="bf16"),
     ]
-    for profile in ("ort", "trt"):
-        path = build / profile / "model.onnx"
-        if path.is_file():
-            rows += [
-                dict(label=f"ORT : srdeploy {profile} graph", runtime="ort", path=path),
-                dict(label=f"OpenVINO : srdeploy {profile} graph", runtime="openvino", path=path),
-            ]
-    for spec in extra:  # label=path: prototype layouts (research), run in OpenVINO
+    for profile, path in built_graphs(build):
+        rows += [
+            dict(label=f"ORT : srdeploy {profile} graph", runtime="ort", path=path),
+            dict(label=f"OpenVINO : srdeploy {profile} graph", runtime="openvino", path=path),
+        ]
+        if (path.parent / "model.xml").is_file():  # the openvino profile's IR of the same graph
+            rows.append(
+                dict(label=f"OpenVINO : srdeploy {profile} IR", runtime="openvino", path=path.parent / "model.xml")
+            )
+    for spec in extra:  # label=path: other graphs (earlier layouts, prototypes), run in both runtimes
         label, _, path = spec.partition("=")
-        rows.append(dict(label=f"OpenVINO : {label}", runtime="openvino", path=Path(path)))
+        rows += [
+            dict(label=f"ORT : {label}", runtime="ort", path=Path(path)),
+            dict(label=f"OpenVINO : {label}", runtime="openvino", path=Path(path)),
+        ]
     if "qs" in peers:
         path, secs = quantize_static_defaults(fp32, tmp / "qs_defaults.onnx", patches)
         rows += [
@@ -132,6 +144,26 @@ def bench_build(build: Path, args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def summary_notes(result: dict[str, Any]) -> list[str]:
+    """What the table says about the targets, computed from its rows."""
+    rows = result["rows"]
+    ours = [r for r in rows if "srdeploy" in r["label"]]
+    peers = [r for r in rows if r.get("calib_s") is not None]
+    notes = [
+        f"Drops: Y-PSNR of each graph alone against ORT fp32 on {result['images']} {result['dataset']} images "
+        "(srdeploy rows: the build's base tier; its float tier for the flattest tiles is not routed here, so flat "
+        "images weigh more than in `srdeploy validate`). Latency: median of round-robin rounds in one process."
+    ]
+    if ours and peers:
+        best, peer = min(ours, key=lambda r: r["median_ms"]), min(peers, key=lambda r: r["median_ms"])
+        notes.append(
+            f"Fastest srdeploy row: {best['label']}, {best['vs_ort_fp32']:.2f}x ORT fp32, mean drop "
+            f"{best['mean_drop_db']:.3f} dB; fastest peer: {peer['label']}, {peer['vs_ort_fp32']:.2f}x, mean drop "
+            f"{peer['mean_drop_db']:.3f} dB (ours takes {best['median_ms'] / peer['median_ms']:.2f}x the peer's time)."
+        )
+    return notes
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("builds", nargs="+", type=Path, help="build folders (srdeploy build)")
@@ -140,13 +172,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="round-robin rounds (median)")
     ap.add_argument("--max-images", type=int, default=None)
     ap.add_argument("--peers", default="qs,nncf", help="comma list: qs (quantize_static), nncf")
-    ap.add_argument("--extra", action="append", default=[], help="label=path: another graph to run in OpenVINO")
+    ap.add_argument("--extra", action="append", default=[], help="label=path: another graph to run in ORT and OpenVINO")
     ap.add_argument("--out", type=Path, default=Path("docs/results"), help="folder for cpu_<model>.json")
+    ap.add_argument("--note", action="append", default=[], help="a line for the result's notes (repeatable)")
     args = ap.parse_args()
     for build in args.builds:
         t0 = time.perf_counter()
         result = bench_build(build, args)
         doc = dict(
+            title=f"CPU runtimes: ORT vs OpenVINO, {result['model']} ({result['recipe']}) (tools/bench_cpu.py)",
+            order=30,
             command="python tools/bench_cpu.py " + " ".join(sys.argv[1:]),
             size=args.size,
             threads=args.threads,
@@ -155,6 +190,7 @@ def main() -> None:
             seconds=time.perf_counter() - t0,
             **result,
         )
+        doc["notes"] = summary_notes(result) + list(args.note)
         save_json(args.out / f"cpu_{result['model']}.json", doc)
         m = doc["machine"]
         head = f"{result['model']} ({result['recipe']}), {args.size}x{args.size} LR, {args.threads} threads"

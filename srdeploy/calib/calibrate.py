@@ -67,6 +67,9 @@ def estimate_ranges(
             if name in ps.reuse:
                 ranges[name] = ActRange(0.0, 0.0, reuse=ps.reuse[name])
                 continue
+            if name in ps.fixed:
+                ranges[name] = ActRange(*ps.fixed[name], nonnegative=True)
+                continue
             st, relu = stats[name], name in ps.relu_outputs
             b = site_bits(name, roles, bits, bits.default_tier)
             nonnegative = st.nonnegative or relu

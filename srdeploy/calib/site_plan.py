@@ -4,8 +4,9 @@ Every profile: the input of every quantized conv, and the skip input of residual
 from a quantized conv (``quant.residual_skips``: all, block = all but the network-wide skip, none).
 Profiles that quantize conv outputs add each quantized conv's output (``ort``: all; ``openvino``: only those
 reaching a quantized conv through DepthToSpace), except convs with fewer output channels than the profile's
-minimum; an output that reaches exactly one quantized conv (directly or through Relu / DepthToSpace) reuses
-that conv's input grid, so the Relu folds into the Q. Profiles without residual skips leave the Adds float.
+minimum (but a profile with ``image_output_grid`` quantizes the network output on the fixed 8-bit image grid,
+IMAGE_RANGE); an output that reaches exactly one quantized conv (directly or through Relu / DepthToSpace)
+reuses that conv's input grid, so the Relu folds into the Q. Profiles without residual skips leave the Adds float.
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ from srdeploy.profiles.base import Profile
 from srdeploy.quant import sites
 from srdeploy.quant.plan import LayerInfo
 
+# The network output as an 8-bit image: what saving it does (quantize_8bit in validate/metrics.py).
+IMAGE_RANGE = (0.0, 1.0)
+
 
 @dataclass(frozen=True)
 class ProfileSites:
     sites: tuple[str, ...]
     reuse: Mapping[str, str] = field(default_factory=dict)  # output site -> consumer input site
     relu_outputs: frozenset[str] = frozenset()  # output sites calibrated on relu(output)
+    fixed: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # sites with a set range (not calibrated)
 
 
 def global_residuals(graph: GraphInfo) -> set[str]:
@@ -43,6 +48,22 @@ def skip_sites(graph: GraphInfo, quantized: Iterable[str], residual_skips: str) 
     ]
 
 
+def image_output_sites(layers: Sequence[LayerInfo], graph: GraphInfo) -> dict[str, tuple[float, float]]:
+    """Output site -> IMAGE_RANGE where a quantized conv computes the network output: on that conv, or on the
+    per-channel affine 1x1 conv after it (EDSR/SRResNet's inverse mean shift, folded into the conv by the
+    profile's emission: passes/output_affine.py)."""
+    found = {}
+    for x in layers:
+        image = graph.image_conv(x.weight) if x.quantized and x.weight in graph.convs else None
+        if image is not None:
+            found[sites.site(image, sites.OUTPUT)] = IMAGE_RANGE
+    return found
+
+
+def _writes_image(graph: GraphInfo, weight: str) -> bool:
+    return weight in graph.convs and graph.image_conv(weight) is not None
+
+
 def output_sites(
     layers: Sequence[LayerInfo], graph: GraphInfo, minimum: int, which: str = "all"
 ) -> tuple[list[str], dict[str, str], set[str]]:
@@ -51,8 +72,8 @@ def output_sites(
     quantized = {x.weight for x in layers if x.quantized}
     out, reuse, relu = [], {}, set()
     for x in sorted((x for x in layers if x.quantized), key=lambda x: x.weight):
-        if x.out_channels < minimum:
-            continue  # left unfused on purpose (see the profile's note)
+        if x.out_channels < minimum or _writes_image(graph, x.weight):
+            continue  # left unfused on purpose (see the profile's note); the network output: image_output_sites
         site = sites.site(x.weight, sites.OUTPUT)
         through_relu, consumers = graph.relu_chain_consumers(x.weight)
         feeds_one = len(consumers) == 1 and consumers[0] in quantized
@@ -78,5 +99,7 @@ def plan_sites(
         if profile.conv_outputs != "none":
             outs, reuse, relu = output_sites(layers, graph, profile.min_output_channels, profile.conv_outputs)
             names += outs
-        result[profile.name] = ProfileSites(tuple(sorted(names)), reuse, frozenset(relu))
+        fixed = image_output_sites(layers, graph) if profile.image_output_grid else {}
+        names += list(fixed)
+        result[profile.name] = ProfileSites(tuple(sorted(names)), reuse, frozenset(relu), fixed)
     return result

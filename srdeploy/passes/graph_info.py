@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
 # Ops a quantization grid passes through unchanged: Relu (for grids that clamp at zero) and the
 # pure permutation DepthToSpace.
@@ -37,6 +39,10 @@ class GraphInfo:
     op_types: dict[str, str]  # node name -> op type
     node_outputs: dict[str, tuple[str, ...]]
     node_inputs: dict[str, tuple[str, ...]]
+    graph_outputs: frozenset[str] = frozenset()
+    # 1x1 convs with constant diagonal weights (a per-channel affine, e.g. an inverse mean shift) writing a graph
+    # output: weight names
+    output_affines: frozenset[str] = frozenset()
 
     def conv_by_node(self, node: str) -> ConvSite | None:
         for c in self.convs.values():
@@ -73,6 +79,20 @@ class GraphInfo:
             ops = self.consumer_ops(self.node_outputs[ops[0][0]][0])
         return False
 
+    def writes_graph_output(self, conv_weight: str) -> bool:
+        """True when the conv's output is a graph output and nothing else reads it."""
+        out = self.convs[conv_weight].output
+        return out in self.graph_outputs and not self.consumers.get(out)
+
+    def image_conv(self, conv_weight: str) -> str | None:
+        """The conv whose output is the network image when ``conv_weight``'s conv computes it: the conv itself
+        when it writes the graph output, or the per-channel affine 1x1 conv that is its only consumer."""
+        if self.writes_graph_output(conv_weight):
+            return conv_weight
+        ops = self.consumer_ops(self.convs[conv_weight].output)
+        nxt = self.conv_by_node(ops[0][0]) if len(ops) == 1 and ops[0][1] == "Conv" else None
+        return nxt.weight if nxt is not None and nxt.weight in self.output_affines else None
+
     def output_only_relu(self, conv_weight: str) -> bool:
         ops = self.consumer_ops(self.convs[conv_weight].output)
         return len(ops) == 1 and ops[0][1] == "Relu"
@@ -102,7 +122,9 @@ def analyze(model: onnx.ModelProto, residual_modules: list[str] | None = None) -
             module = node.name[: -len(":Add")]
             if module in wanted:
                 residuals[module] = ResidualSite(node.name, module, node.input[0], node.input[1])
+    outputs = frozenset(o.name for o in graph.output)
     return GraphInfo(
+        output_affines=_output_affines(graph, convs, outputs, consumers),
         convs=convs,
         residuals=residuals,
         consumers={k: tuple(v) for k, v in consumers.items()},
@@ -110,4 +132,27 @@ def analyze(model: onnx.ModelProto, residual_modules: list[str] | None = None) -
         op_types=op_types,
         node_outputs=outs,
         node_inputs=ins,
+        graph_outputs=outputs,
     )
+
+
+def _output_affines(
+    graph: onnx.GraphProto, convs: dict[str, ConvSite], outputs: frozenset[str], consumers: dict[str, list[str]]
+) -> frozenset[str]:
+    inits = {i.name: i for i in graph.initializer}
+    nodes = {n.name: n for n in graph.node}
+    found = set()
+    for weight, conv in convs.items():
+        node = nodes[conv.node]
+        if (
+            conv.output not in outputs
+            or consumers.get(conv.output)
+            or (len(node.input) > 2 and node.input[2] not in inits)
+        ):
+            continue
+        w = numpy_helper.to_array(inits[weight]).astype(np.float64)
+        if w.ndim == 4 and w.shape[2:] == (1, 1) and w.shape[0] == w.shape[1]:
+            diag = np.diag(w[:, :, 0, 0])
+            if np.array_equal(w[:, :, 0, 0], np.diag(diag)) and (diag > 0).all():
+                found.add(weight)
+    return frozenset(found)

@@ -209,13 +209,15 @@ def _quantize_output(
     node.outputs[0] = new_out
     b.tensors[new_out.name] = new_out
     dq = b.qdq(new_out, spec, container, label)
-    for c in consumers:
-        for i, t in enumerate(c.inputs):
-            if t is out:
-                c.inputs[i] = dq
-    for i, g_out in enumerate(graph.outputs):
-        if g_out is out:
-            graph.outputs[i] = dq
+    if out in graph.outputs:  # the network output keeps its name and shape: the DQ writes it
+        dq.inputs[0].outputs[0] = out
+        del b.tensors[dq.name]
+        dq = out
+    else:
+        for c in consumers:
+            for i, t in enumerate(c.inputs):
+                if t is out:
+                    c.inputs[i] = dq
     _drop_redundant_relu(graph, dq, spec, result)
 
 

@@ -3,10 +3,16 @@
 uint8 asymmetric activations and int8 per-channel weights, with a Q after every quantized conv, so
 DQ-Conv-Q fuses into integer QLinearConv kernels and residual DQ-Add-Q into QLinearAdd (the body stays in
 int8 NHWC without layout transposes). A conv output that reaches one quantized conv reuses that conv's input
-grid (its ReLU then folds into the Q). Convs with fewer than 4 output channels (the RGB output conv) get no
-output Q: ONNX Runtime's int8 kernel is several times slower than its float conv there (measured: EDSR x4
-tail, 64->3 channels at 1024x1024: 929 ms vs 136 ms). Weights of <= 4 bits may be stored as INT4 (a storage
-saving: ONNX Runtime convolves INT4 weights in float).
+grid (its ReLU then folds into the Q). The network output gets an output Q on the fixed 8-bit image grid ([0, 1],
+scale 1/255 at fp16 precision, zero point 0: saving the image as 8-bit gives the same levels back), after
+the inverse mean shift where the model has one, which the emission folds into the RGB conv
+(passes/output_affine.py); that conv is padded to 16 output channels with zero filters and sliced back on the
+uint8 tensor (passes/pad_channels.py). ONNX Runtime then runs it as an integer QLinearConv in the NHWC int8
+region instead of a float conv behind a layout transpose (measured on an AMD EPYC with AVX-512 VNNI, EDSR x4,
+256x256 LR, 2 threads, interleaved: 403 vs 544 ms, the same drop vs fp32 on the eval set; tools/bench_cpu.py
+in docs/BENCHMARKS.md; not measured on AVX2-only CPUs). Other convs with fewer than 4 output channels get no
+output Q. Weights of <= 4 bits may be stored as INT4 (a storage saving: ONNX Runtime convolves INT4 weights
+in float).
 
 Weights are on a 7-bit grid (|q| <= 63, ONNX Runtime's ``reduce_range``): on x86 CPUs without VNNI (AVX2 only)
 the u8 x s8 kernels add pairs of products in saturating 16-bit registers (2 x 255 x 127 overflows 32767), and
@@ -44,6 +50,8 @@ PROFILE = Profile(
     float_dtype="float32",
     int4_weights=True,
     max_weight_bits=7,
+    image_output_grid=True,
+    pad_output_channels=16,
     backends=("onnxruntime",),
     providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
     validation_note="ONNX Runtime CPU, integer kernels where fused",

@@ -21,7 +21,7 @@ def calibrate_step(ctx: BuildContext, plan: QuantPlan) -> QuantPlan:
     q, r = ctx.recipe.quant, ctx.recipe
     profiles = [get_profile(p) for p in plan.profiles]
     site_plan = plan_sites(plan.layers, ctx.graph, profiles, q.residual_skips)
-    names = sorted({s for ps in site_plan.values() for s in ps.sites if s not in ps.reuse})
+    names = sorted({s for ps in site_plan.values() for s in ps.sites if s not in ps.reuse and s not in ps.fixed})
     cache = ctx.calibration_cache
     if cache is not None:
         check_fits(cache, site_plan, q, plan)
