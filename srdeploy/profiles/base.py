@@ -44,6 +44,9 @@ class Profile:
     # quantized convs with fewer output channels are emitted with zero filters up to this many and a Slice back
     # (ONNX Runtime's int8 conv kernel is slower than its float one on narrow outputs); 0: never
     pad_output_channels: int = 0
+    # pixel shuffles on the integer tensor (DQ moved after DepthToSpace) and one-slope PReLU as LeakyRelu, so
+    # ONNX Runtime keeps integers between quantized convs (passes/integer_ops.py)
+    integer_movement: bool = False
 
     def emission(self, opset: int, weight_bits: int, int4_requested: bool) -> Emission:
         int4 = self.int4_weights and int4_requested and weight_bits <= 4

@@ -11,7 +11,8 @@ uint8 tensor (passes/pad_channels.py). ONNX Runtime then runs it as an integer Q
 region instead of a float conv behind a layout transpose (measured on an AMD EPYC with AVX-512 VNNI, EDSR x4,
 256x256 LR, 2 threads, interleaved: 403 vs 544 ms, the same drop vs fp32 on the eval set; tools/bench_cpu.py
 in docs/BENCHMARKS.md; not measured on AVX2-only CPUs). Other convs with fewer than 4 output channels get no
-output Q. Weights of <= 4 bits may be stored as INT4 (a storage saving: ONNX Runtime convolves INT4 weights
+output Q. Pixel shuffles run on the integer tensor and one-slope PReLUs become LeakyRelu, which ONNX Runtime
+fuses into QLinearLeakyRelu (passes/integer_ops.py). Weights of <= 4 bits may be stored as INT4 (a storage saving: ONNX Runtime convolves INT4 weights
 in float).
 
 Weights are on a 7-bit grid (|q| <= 63, ONNX Runtime's ``reduce_range``): on x86 CPUs without VNNI (AVX2 only)
@@ -52,6 +53,7 @@ PROFILE = Profile(
     max_weight_bits=7,
     image_output_grid=True,
     pad_output_channels=16,
+    integer_movement=True,
     backends=("onnxruntime",),
     providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
     validation_note="ONNX Runtime CPU, integer kernels where fused",
