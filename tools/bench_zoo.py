@@ -228,6 +228,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None, help="folder for zoo.json (default: print only)")
+    ap.add_argument("--name", default="zoo", help="result file <name>.json, e.g. zoo_vnni for a run on another CPU")
     ap.add_argument("--rerender", type=Path, default=None, help="zoo.json: rewrite its tables and notes, no runs")
     args = ap.parse_args()
     if args.rerender:
@@ -253,7 +254,8 @@ def main() -> None:
         repeats=args.repeats,
     )
     doc = dict(
-        title="Architecture zoo: W8A8 fidelity and ORT speed per architecture (tools/bench_zoo.py)",
+        title="Architecture zoo: W8A8 fidelity and ORT speed per architecture (tools/bench_zoo.py)"
+        + ("" if args.name == "zoo" else f", {args.name}"),
         order=15,
         command="python tools/bench_zoo.py " + " ".join(sys.argv[1:]),
         machine=m,
@@ -265,7 +267,7 @@ def main() -> None:
     print(f"\n{m['cpu']} [{', '.join(m['isa'])}]\n" + markdown_table(rows, COLUMNS))
     print("\n".join(doc["notes"]))
     if args.out:
-        save_json(args.out / "zoo.json", doc)
+        save_json(args.out / f"{args.name}.json", doc)
 
 
 if __name__ == "__main__":
