@@ -213,7 +213,8 @@ def rendered(doc: dict[str, Any]) -> dict[str, Any]:
     st = doc["settings"]
     cells = [[format(r[k], f) if f and isinstance(r.get(k), float) else r.get(k) for k, _, f in COLUMNS]
              for r in doc["rows"]]  # fmt: skip
-    caption = f"{st['dataset']} set, latency at {st['size']}x{st['size']} LR, {st['threads']} threads"
+    subset = f" (first {st['max_images']} images)" if st.get("max_images") else ""
+    caption = f"{st['dataset']} set{subset}, latency at {st['size']}x{st['size']} LR, {st['threads']} threads"
     table = dict(caption=caption, columns=[h for _, h, _ in COLUMNS], rows=cells)
     return dict(tables=[table], notes=notes(doc["rows"], doc["machine"].get("vnni")))
 
