@@ -32,7 +32,7 @@ from bench_common import markdown_table, save_json
 
 from srdeploy.backends.openvino import OpenVinoRunner
 from srdeploy.backends.ort import OrtRunner
-from srdeploy.bench import interleaved_ms, machine_info
+from srdeploy.bench import build_graphs, interleaved_ms, machine_info
 from srdeploy.data.calib_inputs import calib_patches
 from srdeploy.data.sets import load_pairs
 from srdeploy.recipe import load_recipe
@@ -48,13 +48,6 @@ def runner(runtime: str, path: Path, threads: int, precision: str = "f32") -> In
     return OpenVinoRunner(path, threads=threads, precision=precision).activate().infer
 
 
-def built_graphs(build: Path) -> list[tuple[str, Path]]:
-    """(profile, base-tier graph) of every profile the build emitted, in tiers.json order."""
-    tiers = json.loads((build / "tiers.json").read_text())["tiers"]
-    base = min(tiers, key=lambda t: t["index"])
-    return [(name, build / rel) for name, rel in base["files"].items() if (build / rel).is_file()]
-
-
 def executions(build: Path, tmp: Path, patches: np.ndarray, peers: set[str], extra: list[str]) -> list[dict]:
     """(label, runtime, path, precision, calibration seconds) of every row, in table order."""
     from cpu_peers import nncf_onnx_defaults, nncf_openvino_defaults, quantize_static_defaults
@@ -65,15 +58,14 @@ def executions(build: Path, tmp: Path, patches: np.ndarray, peers: set[str], ext
         dict(label="OpenVINO fp32 (f32)", runtime="openvino", path=fp32),
         dict(label="OpenVINO fp32 (bf16, plugin default here)", runtime="openvino", path=fp32, precision="bf16"),
     ]
-    for profile, path in built_graphs(build):
+    for g in build_graphs(build)[1:]:  # each profile's default-tier graph (srdeploy bench's list; IR if written)
+        path = g.path.with_suffix(".onnx")  # an IR is written beside its ONNX (stages/emit.py: write_ir)
         rows += [
-            dict(label=f"ORT : srdeploy {profile} graph", runtime="ort", path=path),
-            dict(label=f"OpenVINO : srdeploy {profile} graph", runtime="openvino", path=path),
+            dict(label=f"ORT : srdeploy {g.label} graph", runtime="ort", path=path),
+            dict(label=f"OpenVINO : srdeploy {g.label} graph", runtime="openvino", path=path),
         ]
-        if (path.parent / "model.xml").is_file():  # the openvino profile's IR of the same graph
-            rows.append(
-                dict(label=f"OpenVINO : srdeploy {profile} IR", runtime="openvino", path=path.parent / "model.xml")
-            )
+        if g.path.suffix == ".xml":
+            rows.append(dict(label=f"OpenVINO : srdeploy {g.label} IR", runtime="openvino", path=g.path))
     for spec in extra:  # label=path: other graphs (earlier layouts, prototypes), run in both runtimes
         label, _, path = spec.partition("=")
         rows += [

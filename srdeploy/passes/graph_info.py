@@ -150,9 +150,15 @@ def _output_affines(
             or (len(node.input) > 2 and node.input[2] not in inits)
         ):
             continue
-        w = numpy_helper.to_array(inits[weight]).astype(np.float64)
-        if w.ndim == 4 and w.shape[2:] == (1, 1) and w.shape[0] == w.shape[1]:
-            diag = np.diag(w[:, :, 0, 0])
-            if np.array_equal(w[:, :, 0, 0], np.diag(diag)) and (diag > 0).all():
-                found.add(weight)
+        if positive_diagonal(numpy_helper.to_array(inits[weight])) is not None:
+            found.add(weight)
     return frozenset(found)
+
+
+def positive_diagonal(weight: np.ndarray) -> np.ndarray | None:
+    """The per-channel factors a when a conv weight is a 1x1 a*I with every a > 0 (a per-channel scaling)."""
+    w = np.asarray(weight, np.float64)
+    if w.ndim != 4 or w.shape[2:] != (1, 1) or w.shape[0] != w.shape[1]:
+        return None
+    a = np.diag(w[:, :, 0, 0])
+    return a if np.array_equal(w[:, :, 0, 0], np.diag(a)) and (a > 0).all() else None

@@ -17,16 +17,17 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from srdeploy.passes.base import PassResult
+from srdeploy.passes.qdq import producer
 
 
 def _per_tensor_dq(t: gs.Tensor) -> gs.Node | None:
-    dq = t.inputs[0] if len(t.inputs) == 1 else None
+    dq = producer(t)
     if dq is None or dq.op != "DequantizeLinear" or len(t.outputs) != 1 or not isinstance(dq.inputs[1], gs.Constant):
         return None
     return dq if np.asarray(dq.inputs[1].values).size == 1 else None
 
 
-def _shuffle_integers(graph: gs.Graph, node: gs.Node, result: PassResult) -> None:
+def _shuffle_integers(node: gs.Node, result: PassResult) -> None:
     dq = _per_tensor_dq(node.inputs[0])
     if dq is None:
         return
@@ -51,7 +52,7 @@ def integer_movement(graph: gs.Graph) -> PassResult:
     result = PassResult("integer_movement")
     for node in list(graph.nodes):
         if node.op == "DepthToSpace":
-            _shuffle_integers(graph, node, result)
+            _shuffle_integers(node, result)
         elif node.op == "PRelu":
             _prelu_as_leaky_relu(node, result)
     graph.cleanup().toposort()

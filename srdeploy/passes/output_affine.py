@@ -15,17 +15,16 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from srdeploy.passes.base import PassResult
+from srdeploy.passes.graph_info import positive_diagonal
+from srdeploy.passes.qdq import producer
 
 
 def _affine(node: gs.Node) -> tuple[np.ndarray, np.ndarray] | None:
     """(a, c) when ``node`` is a 1x1 Conv with constant positive diagonal weight and constant (or no) bias."""
     if node.op != "Conv" or node.attrs.get("group", 1) != 1 or not isinstance(node.inputs[1], gs.Constant):
         return None
-    w = np.asarray(node.inputs[1].values, np.float64)
-    if w.ndim != 4 or w.shape[2:] != (1, 1) or w.shape[0] != w.shape[1]:
-        return None
-    a = np.diag(w[:, :, 0, 0])
-    if not np.array_equal(w[:, :, 0, 0], np.diag(a)) or not (a > 0).all():
+    a = positive_diagonal(node.inputs[1].values)
+    if a is None:
         return None
     if len(node.inputs) > 2 and not isinstance(node.inputs[2], gs.Constant):
         return None
@@ -35,11 +34,10 @@ def _affine(node: gs.Node) -> tuple[np.ndarray, np.ndarray] | None:
 
 def _integer_conv(t: gs.Tensor) -> gs.Node | None:
     """The Conv producing ``t`` (its only use) from per-channel DQ weights and a constant float bias or none."""
-    conv = t.inputs[0] if len(t.inputs) == 1 else None
+    conv = producer(t)
     if conv is None or conv.op != "Conv" or len(t.outputs) != 1:
         return None
-    w = conv.inputs[1]
-    dq = w.inputs[0] if len(w.inputs) == 1 else None
+    dq = producer(conv.inputs[1])
     if dq is None or dq.op != "DequantizeLinear" or not isinstance(dq.inputs[1], gs.Constant):
         return None
     if len(conv.inputs) > 2 and not isinstance(conv.inputs[2], gs.Constant):

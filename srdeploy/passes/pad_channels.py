@@ -15,19 +15,16 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from srdeploy.passes.base import PassResult
+from srdeploy.passes.qdq import producer
 
 
 def _slice_bounds(channels: int) -> tuple[tuple[str, int], ...]:
     return (("starts", 0), ("ends", channels), ("axes", 1))
 
 
-def _producer(t: gs.Tensor) -> gs.Node | None:
-    return t.inputs[0] if len(t.inputs) == 1 else None
-
-
 def _const_dq(t: gs.Tensor) -> gs.Node | None:
     """The DequantizeLinear producing ``t`` from constant integer data, scale and zero point."""
-    dq = _producer(t)
+    dq = producer(t)
     if dq is None or dq.op != "DequantizeLinear" or not all(isinstance(x, gs.Constant) for x in dq.inputs):
         return None
     return dq
@@ -75,7 +72,7 @@ def _pad_bias(node: gs.Node, n: int) -> None:
     if isinstance(bias, gs.Constant):
         node.inputs[2] = gs.Constant(bias.name, _padded(bias.values, n, 0))
     else:
-        _pad_dq(_producer(bias), n)  # type: ignore[arg-type]
+        _pad_dq(producer(bias), n)  # type: ignore[arg-type]
 
 
 def pad_output_channels(graph: gs.Graph, minimum: int) -> PassResult:

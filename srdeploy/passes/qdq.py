@@ -93,7 +93,8 @@ class _Builder:
             self.tensors.setdefault(t.name, t)
 
 
-def _producer(t: gs.Tensor) -> gs.Node | None:
+def producer(t: gs.Tensor) -> gs.Node | None:
+    """The node that writes ``t`` (None for constants and graph inputs)."""
     return t.inputs[0] if t.inputs else None
 
 
@@ -107,7 +108,7 @@ def _conv_nodes(graph: gs.Graph) -> dict[str, gs.Node]:
         if isinstance(w, gs.Constant):
             out[w.name] = node
         else:
-            prod = _producer(w)
+            prod = producer(w)
             if prod is not None and prod.op == "DequantizeLinear" and isinstance(prod.inputs[0], gs.Constant):
                 out[prod.inputs[0].name] = node
     return out
@@ -223,10 +224,10 @@ def _quantize_output(
 
 def _on_grid(t: gs.Tensor, spec: QuantSpec, container: type) -> bool:
     """True when ``t`` is the output of Q/DQ (with the Clip the grid needs) on exactly ``spec``'s grid."""
-    dq = _producer(t)
+    dq = producer(t)
     if dq is None or dq.op != "DequantizeLinear":
         return False
-    q = _producer(dq.inputs[0])
+    q = producer(dq.inputs[0])
     scale, zp = dq.inputs[1], dq.inputs[2]
     if q is None or q.op != "QuantizeLinear" or not isinstance(scale, gs.Constant) or not isinstance(zp, gs.Constant):
         return False
@@ -235,7 +236,7 @@ def _on_grid(t: gs.Tensor, spec: QuantSpec, container: type) -> bool:
     same = np.array_equal(np.asarray(scale.values, np.float32).reshape(-1), spec.scale.reshape(-1)) and np.array_equal(
         np.asarray(zp.values).astype(np.int32).reshape(-1), spec.zero_point.reshape(-1)
     )
-    clip = _producer(q.inputs[0])
+    clip = producer(q.inputs[0])
     has_clip = clip is not None and clip.op == "Clip"
     if needs_clip(spec, container):
         if not has_clip:

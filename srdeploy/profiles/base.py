@@ -38,11 +38,12 @@ class Profile:
     max_weight_bits: int = 8  # weight grids wider than this are narrowed (per channel) for this profile
     cpu_without: str | None = None  # the runtime prefers this profile on CPUs lacking this feature ("vnni")
     ir: str | None = None  # also write the graph in this runtime's own format ("openvino": model.xml + .bin)
-    # a quantized conv that writes the network output gets an output Q on the 8-bit image grid ([0, 1], scale
-    # 1/255, zero point 0: exactly what saving the image does), whatever its channel count
+    # the network output computed by a quantized conv (directly, or through a per-channel affine 1x1 conv that
+    # the emission folds into it) gets an output Q on the 8-bit image grid ([0, 1], scale 1/255 at fp16
+    # precision, zero point 0: saving the image as 8-bit gives the levels back), whatever its channel count
     image_output_grid: bool = False
-    # quantized convs with fewer output channels are emitted with zero filters up to this many and a Slice back
-    # (ONNX Runtime's int8 conv kernel is slower than its float one on narrow outputs); 0: never
+    # that output conv, when it has fewer output channels, is emitted with zero filters up to this many and a
+    # Slice back (ONNX Runtime's int8 conv kernel is slower than its float one on narrow outputs); 0: never
     pad_output_channels: int = 0
     # pixel shuffles on the integer tensor (DQ moved after DepthToSpace) and one-slope PReLU as LeakyRelu, so
     # ONNX Runtime keeps integers between quantized convs (passes/integer_ops.py)
