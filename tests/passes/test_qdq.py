@@ -88,6 +88,28 @@ def test_trt_placement(tiny_model, tiny_export, tiny_plan_w8a8) -> None:
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
 
 
+def test_openvino_stream_q_is_shared_by_the_next_conv_and_the_skip(tiny_model, tiny_export) -> None:
+    """OpenVINO fuses a FakeQuantize into the conv + Add producing the residual stream only when the stream's
+    one Q/DQ serves both consumers: the block Adds' skip and the next conv read the same DequantizeLinear; the
+    network-wide skip (quant.residual_skips: block) reads the float stream."""
+    from srtest import plan_for, recipe
+
+    fp32, graph = tiny_export
+    plan = plan_for(
+        tiny_model, fp32, graph, recipe(dict(weight_bits=8, act_bits=8), export=dict(profiles=["openvino"]))
+    )
+    model = emit(tiny_model, fp32, plan, "openvino")
+    producers = {o: n for n in model.graph.node for o in n.output}
+    adds = [n for n in model.graph.node if n.op_type == "Add" and n.name.endswith(".add:Add")]
+    assert adds
+    for add in adds:
+        skip = producers[add.input[1]]
+        assert skip.op_type == "DequantizeLinear"
+        assert "Conv" in [n.op_type for n in model.graph.node if skip.output[0] in n.input]
+    body_add = next(n for n in model.graph.node if n.name.startswith("body_add"))
+    assert all(producers[i].op_type != "DequantizeLinear" for i in body_add.input)
+
+
 def test_ort_placement_and_fusion(tiny_model, tiny_export, tiny_plan_w8a8, tmp_path: Path) -> None:
     from srdeploy.backends.ort import fusion_report
 
