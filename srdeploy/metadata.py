@@ -66,6 +66,7 @@ class ModelDoc(_Doc):
     hparams: dict[str, Any]
     structure: dict[str, Any] = {}
     size_rules: SizeRulesDoc | None = None
+    deploy_folds: list[Literal["output_shuffle"]] = []  # structural folds of the deploy form (deploy_form.py)
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelDoc:

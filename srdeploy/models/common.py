@@ -122,6 +122,9 @@ class MeanShiftResNet(SRNetwork):
         x = self.head(self.sub_mean(x))
         res = self.body_add(self.body(x), x)
         out = self.add_mean(self.tail(res))
+        shuffle = self._modules.get("output_shuffle")  # the deploy form's sub-pixel fold (models/subpixel_fold.py)
+        if shuffle is not None:
+            out = shuffle(out)
         if self.rgb_range != 1:
             out = out / self.rgb_range
         return out

@@ -22,10 +22,24 @@ def load_for_recipe(section: Any) -> SRModel:
     return load_model(source, arch=section.arch, name=section.name or "", **overrides)
 
 
+def _fold_structure(module: Any) -> list[str]:
+    """The structural folds (models/subpixel_fold.py) a network's deploy form gets; applied in place."""
+    from srdeploy.models.common import MeanShiftResNet
+    from srdeploy.models.subpixel_fold import fold_output_shuffle
+
+    return ["output_shuffle"] if isinstance(module, MeanShiftResNet) and fold_output_shuffle(module) else []
+
+
+def deploy_folds(module: Any) -> list[str]:
+    return ["output_shuffle"] if "output_shuffle" in getattr(module, "_modules", {}) else []
+
+
 def to_deploy_form(model: SRModel) -> SRModel:
     fuse = getattr(model.module, "fuse_for_deploy", None)
     if callable(fuse):
         fuse()
+    if not deploy_folds(model.module):
+        _fold_structure(model.module)
     model.module.eval()
     return model
 
@@ -38,6 +52,7 @@ def save_deploy_model(model: SRModel, folder: Path) -> None:
         scale=model.scale,
         hparams=dict(model.hparams),
         source=Path(model.source).name,
+        **({"deploy_folds": deploy_folds(model.module)} if deploy_folds(model.module) else {}),
         **({} if model.size_rules.trivial else {"size_rules": model.size_rules.to_json()}),
     )
     atomic_write_text(folder / "model.json", json.dumps(doc, indent=1, sort_keys=True) + "\n")
@@ -60,6 +75,8 @@ def load_deploy_model(folder: Path) -> SRModel:
         module = get_architecture(meta["arch"]).build(**meta["hparams"])
         # Folding on the fresh module gives the deploy-form structure; the saved weights then fit it.
         module.fuse_for_deploy()
+        if meta.get("deploy_folds") and _fold_structure(module) != meta["deploy_folds"]:
+            raise ValueError(f"deploy folds {meta.get('deploy_folds', [])} do not apply to this network")
     except (TypeError, ValueError, RuntimeError, KeyError, AttributeError) as exc:
         raise BuildFolderError(
             f"{meta_path} describes no buildable {meta['arch']} model ({type(exc).__name__}: {exc})",

@@ -80,9 +80,12 @@ class GraphInfo:
         return False
 
     def writes_graph_output(self, conv_weight: str) -> bool:
-        """True when the conv's output is a graph output and nothing else reads it."""
-        out = self.convs[conv_weight].output
-        return out in self.graph_outputs and not self.consumers.get(out)
+        """True when the conv's output is the graph output, directly or through DepthToSpace nodes (the
+        network's final pixel shuffle after the sub-pixel fold, models/subpixel_fold.py), and nothing else
+        reads it."""
+        return _reaches_output(
+            self.convs[conv_weight].output, self.consumers, self.op_types, self.node_outputs, self.graph_outputs
+        )
 
     def image_conv(self, conv_weight: str) -> str | None:
         """The conv whose output is the network image when ``conv_weight``'s conv computes it: the conv itself
@@ -124,7 +127,7 @@ def analyze(model: onnx.ModelProto, residual_modules: list[str] | None = None) -
                 residuals[module] = ResidualSite(node.name, module, node.input[0], node.input[1])
     outputs = frozenset(o.name for o in graph.output)
     return GraphInfo(
-        output_affines=_output_affines(graph, convs, outputs, consumers),
+        output_affines=_output_affines(graph, convs, outputs, consumers, op_types, outs),
         convs=convs,
         residuals=residuals,
         consumers={k: tuple(v) for k, v in consumers.items()},
@@ -136,18 +139,38 @@ def analyze(model: onnx.ModelProto, residual_modules: list[str] | None = None) -
     )
 
 
+def _reaches_output(
+    tensor: str,
+    consumers: dict[str, tuple[str, ...]] | dict[str, list[str]],
+    op_types: dict[str, str],
+    node_outputs: dict[str, tuple[str, ...]],
+    outputs: frozenset[str],
+) -> bool:
+    """``tensor`` is a graph output read by nothing, or reaches one through single-consumer DepthToSpace."""
+    while True:
+        users = consumers.get(tensor) or ()
+        if not users:
+            return tensor in outputs
+        if len(users) != 1 or op_types[users[0]] != "DepthToSpace" or tensor in outputs:
+            return False
+        tensor = node_outputs[users[0]][0]
+
+
 def _output_affines(
-    graph: onnx.GraphProto, convs: dict[str, ConvSite], outputs: frozenset[str], consumers: dict[str, list[str]]
+    graph: onnx.GraphProto,
+    convs: dict[str, ConvSite],
+    outputs: frozenset[str],
+    consumers: dict[str, list[str]],
+    op_types: dict[str, str],
+    node_outputs: dict[str, tuple[str, ...]],
 ) -> frozenset[str]:
     inits = {i.name: i for i in graph.initializer}
     nodes = {n.name: n for n in graph.node}
     found = set()
     for weight, conv in convs.items():
         node = nodes[conv.node]
-        if (
-            conv.output not in outputs
-            or consumers.get(conv.output)
-            or (len(node.input) > 2 and node.input[2] not in inits)
+        if not _reaches_output(conv.output, consumers, op_types, node_outputs, outputs) or (
+            len(node.input) > 2 and node.input[2] not in inits
         ):
             continue
         if positive_diagonal(numpy_helper.to_array(inits[weight])) is not None:

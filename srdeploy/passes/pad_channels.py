@@ -43,9 +43,17 @@ def _pad_dq(dq: gs.Node, n: int) -> None:
 
 
 def _writes_graph_output(q: gs.Node, graph_outputs: list[gs.Tensor]) -> bool:
-    """Q -> DQ -> graph output (the network's image): the one conv this pass is measured for."""
+    """Q -> DQ [-> DepthToSpace ...] -> graph output (the network's image, shuffled last after the sub-pixel
+    fold, models/subpixel_fold.py): the one conv this pass is measured for."""
     users = q.outputs[0].outputs
-    return len(users) == 1 and users[0].op == "DequantizeLinear" and users[0].outputs[0] in graph_outputs
+    if len(users) != 1 or users[0].op != "DequantizeLinear":
+        return False
+    t = users[0].outputs[0]
+    while t not in graph_outputs:
+        if len(t.outputs) != 1 or t.outputs[0].op != "DepthToSpace":
+            return False
+        t = t.outputs[0].outputs[0]
+    return not t.outputs
 
 
 def _narrow_int_conv(node: gs.Node, minimum: int, graph_outputs: list[gs.Tensor]) -> tuple[gs.Node, gs.Node] | None:
