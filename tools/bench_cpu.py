@@ -5,9 +5,10 @@
         --out docs/results
 
 Per build folder (made with `srdeploy build`): ORT fp32, OpenVINO fp32 (f32, and the plugin's
-default precision bf16 where the CPU has it), srdeploy's graphs in each runtime, ORT quantize_static
-with its defaults, NNCF with its defaults on the OpenVINO model and on the ONNX model (in both
-runtimes). Peers calibrate on the build's own LR patches (same recipe, seed and set). Latency is
+default precision bf16 where the CPU has it) of the plain export of the recipe's model (what a user would
+export; the peers quantize it too), the build's fp32.onnx (sub-pixel folded), srdeploy's graphs in each
+runtime, ORT quantize_static with its defaults, NNCF with its defaults on the OpenVINO model and on the
+ONNX model (in both runtimes). Peers calibrate on the build's own LR patches (same recipe, seed and set). Latency is
 timed round-robin in one process (srdeploy.bench.interleaved_ms, median); accuracy is Y-PSNR on the
 recipe's validation set against the same runtime-independent reference, ORT fp32: mean and
 worst-image drop. Writes docs/results/cpu_<model>.json (command, CPU, ISA, versions, date).
@@ -48,15 +49,38 @@ def runner(runtime: str, path: Path, threads: int, precision: str = "f32") -> In
     return OpenVinoRunner(path, threads=threads, precision=precision).activate().infer
 
 
+BASELINE_NOTE = (
+    "Baseline rows (ORT fp32, OpenVINO fp32): the plain export of the recipe's model, BatchNorm etc. folded but "
+    "without srdeploy's sub-pixel fold (what a user would export); the peers quantize that graph. The build's own "
+    "fp32.onnx is listed separately."
+)
+
+
+def plain_export(recipe: Any, path: Path) -> Path:
+    """The model as its user would export it: loaded, BatchNorm etc. folded (fuse_for_deploy), but without
+    srdeploy's structural folds (the build's fp32.onnx is sub-pixel folded: models/subpixel_fold.py)."""
+    from srdeploy.export import export_onnx
+    from srdeploy.models.deploy_form import load_for_recipe
+
+    model = load_for_recipe(recipe.model)
+    model.module.fuse_for_deploy()
+    return export_onnx(model, path, opset=recipe.export.opset)
+
+
 def executions(build: Path, tmp: Path, patches: np.ndarray, peers: set[str], extra: list[str]) -> list[dict]:
-    """(label, runtime, path, precision, calibration seconds) of every row, in table order."""
+    """(label, runtime, path, precision, calibration seconds) of every row, in table order. Baseline and peers'
+    input: the plain export of the model (plain_export)."""
     from cpu_peers import nncf_onnx_defaults, nncf_openvino_defaults, quantize_static_defaults
 
-    fp32 = build / "fp32.onnx"
+    fp32 = plain_export(load_recipe(build / "recipe.yaml"), tmp / "fp32_plain.onnx")
     rows = [
         dict(label="ORT fp32", runtime="ort", path=fp32),
         dict(label="OpenVINO fp32 (f32)", runtime="openvino", path=fp32),
         dict(label="OpenVINO fp32 (bf16, plugin default here)", runtime="openvino", path=fp32, precision="bf16"),
+        dict(label="ORT : srdeploy fp32.onnx (sub-pixel folded)", runtime="ort", path=build / "fp32.onnx"),
+        dict(
+            label="OpenVINO : srdeploy fp32.onnx (sub-pixel folded, f32)", runtime="openvino", path=build / "fp32.onnx"
+        ),
     ]
     for g in build_graphs(build)[1:]:  # each profile's default-tier graph (srdeploy bench's list; IR if written)
         path = g.path.with_suffix(".onnx")  # an IR is written beside its ONNX (stages/emit.py: write_ir)
@@ -68,10 +92,9 @@ def executions(build: Path, tmp: Path, patches: np.ndarray, peers: set[str], ext
             rows.append(dict(label=f"OpenVINO : srdeploy {g.label} IR", runtime="openvino", path=g.path))
     for spec in extra:  # label=path: other graphs (earlier layouts, prototypes), run in both runtimes
         label, _, path = spec.partition("=")
-        rows += [
-            dict(label=f"ORT : {label}", runtime="ort", path=Path(path)),
-            dict(label=f"OpenVINO : {label}", runtime="openvino", path=Path(path)),
-        ]
+        if not path.endswith(".xml"):  # an OpenVINO IR runs in OpenVINO only
+            rows.append(dict(label=f"ORT : {label}", runtime="ort", path=Path(path)))
+        rows.append(dict(label=f"OpenVINO : {label}", runtime="openvino", path=Path(path)))
     if "qs" in peers:
         path, secs = quantize_static_defaults(fp32, tmp / "qs_defaults.onnx", patches)
         rows += [
@@ -116,7 +139,9 @@ def bench_build(build: Path, args: argparse.Namespace) -> dict[str, Any]:
         drops = ref - np.array(psnr[r["label"]])
         median = float(np.median(times[r["label"]]))
         r.update(
-            path=str(r["path"]).replace(str(build), "BUILD") if str(r["path"]).startswith(str(build)) else "peer",
+            path=str(r["path"]).replace(str(build), "BUILD")
+            if str(r["path"]).startswith(str(build))
+            else ("peer" if r.get("calib_s") is not None else Path(r["path"]).name),
             median_ms=median,
             times_ms=times[r["label"]],
             vs_ort_fp32=base / median,
@@ -144,7 +169,8 @@ def summary_notes(result: dict[str, Any]) -> list[str]:
     notes = [
         f"Drops: Y-PSNR of each graph alone against ORT fp32 on {result['images']} {result['dataset']} images "
         "(srdeploy rows: the build's base tier; its float tier for the flattest tiles is not routed here, so flat "
-        "images weigh more than in `srdeploy validate`). Latency: median of round-robin rounds in one process."
+        "images weigh more than in `srdeploy validate`). Latency: median of round-robin rounds in one process.",
+        BASELINE_NOTE,
     ]
     if ours and peers:
         best, peer = min(ours, key=lambda r: r["median_ms"]), min(peers, key=lambda r: r["median_ms"])
