@@ -56,8 +56,13 @@ class AdaptiveSection(_Section):
     image_bits: bool = True
     layer_percentiles: tuple[float, float] = (30.0, 70.0)
     image_percentiles: tuple[float, float] = (10.0, 90.0)
+    image_order: Literal["busy_high", "flat_high"] = Field(
+        "busy_high",
+        description="which content gets the extra bit: the busiest (AdaBM's map) or the flattest (where the PSNR "
+        "drop per bit is largest; calib/bits.py)",
+    )
     target_fab: float | None = Field(
-        None, ge=2, le=8, description="highest expected FAB on the calibration patches (moves the high threshold up)"
+        None, ge=2, le=8, description="highest expected FAB on the calibration patches (narrows the +1-bit tier)"
     )
 
     _check_percentiles = field_validator("layer_percentiles", "image_percentiles")(_ordered_percentiles)

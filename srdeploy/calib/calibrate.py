@@ -37,6 +37,7 @@ def allocate_bits(
         complexity(patches),
         layer_percentiles=q.adaptive.layer_percentiles,
         image_percentiles=q.adaptive.image_percentiles,
+        image_order=q.adaptive.image_order,
         use_layer=q.adaptive.layer_bits,
         use_image=q.adaptive.image_bits,
         weight_bits=q.weight_bits,

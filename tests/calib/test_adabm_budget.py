@@ -56,6 +56,30 @@ def test_fab_target_moves_the_high_threshold() -> None:
     assert adabm(4, stds, c, target_fab=8.0).thresholds == free.thresholds  # the percentile caps the high share
 
 
+def test_flat_high_gives_the_flattest_the_extra_bit_within_the_fab_target() -> None:
+    rng = np.random.default_rng(1)
+    c = rng.random(200) * 100
+    stds = {f"l{i}": float(i) for i in range(10)}
+    free = adabm(4, stds, c, use_layer=False, image_percentiles=(50.0, 80.0), image_order="flat_high")
+    assert free.tier_offsets == (1, 0, -1)  # ascending complexity: flattest +1, busiest -1
+    assert free.bits("l0", 0) == 5 and free.bits("l0", 2) == 3
+    sel = free.selector()
+    assert sel.route(float(np.min(c))) == 0 and sel.route(float(np.max(c))) == 2
+    for target in (4.0, 4.2):
+        held = adabm(4, stds, c, use_layer=False, image_percentiles=(50.0, 80.0), image_order="flat_high",
+                     target_fab=target)  # fmt: skip
+        lo, hi = held.thresholds
+        fab = 5 * np.mean(c < lo) + 4 * np.mean((c >= lo) & (c < hi)) + 3 * np.mean(c >= hi)
+        assert fab <= target + 1e-9
+        assert fab + 1 / 200 > target or lo == free.thresholds[0]  # tight, or the percentile caps it
+        assert lo <= free.thresholds[0] and hi == free.thresholds[1]
+    # an upper percentile of 100: no -1 tier at all, not even for content busier than every patch
+    two = adabm(4, stds, c, use_layer=False, image_percentiles=(20.0, 100.0), image_order="flat_high", target_fab=4.2)
+    assert two.tier_offsets == (1, 0) and len(two.thresholds) == 1
+    assert two.selector().route(1e9) == 1 and np.mean(c < two.thresholds[0]) <= 0.2 + 1e-9
+    assert adabm(4, stds, c, use_layer=False, image_percentiles=(0.0, 80.0)).tier_offsets == (0, 1)
+
+
 def built(quant: dict, data: np.ndarray, tmp_path, name: str):
     model = tiny_edsr(blocks=2, feats=8)
     ctx = context(model, *exported(model, tmp_path / name), recipe(quant))
