@@ -93,3 +93,15 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str
 def save_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1, default=str) + "\n")
+
+
+def plain_export(model: Any, path: Path, opset: int | None = None) -> Path:
+    """The model as its user would export it (a copy, BatchNorm etc. folded by fuse_for_deploy), without
+    srdeploy's structural folds: a build's fp32.onnx is sub-pixel folded (models/subpixel_fold.py)."""
+    import copy
+
+    from srdeploy.export import export_onnx
+
+    plain = copy.deepcopy(model)
+    plain.module.fuse_for_deploy()
+    return export_onnx(plain, path) if opset is None else export_onnx(plain, path, opset=opset)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import markdown_table, save_json
+from bench_common import markdown_table, plain_export, save_json
 
 from srdeploy.backends.openvino import OpenVinoRunner
 from srdeploy.backends.ort import OrtRunner
@@ -56,23 +56,16 @@ BASELINE_NOTE = (
 )
 
 
-def plain_export(recipe: Any, path: Path) -> Path:
-    """The model as its user would export it: loaded, BatchNorm etc. folded (fuse_for_deploy), but without
-    srdeploy's structural folds (the build's fp32.onnx is sub-pixel folded: models/subpixel_fold.py)."""
-    from srdeploy.export import export_onnx
-    from srdeploy.models.deploy_form import load_for_recipe
-
-    model = load_for_recipe(recipe.model)
-    model.module.fuse_for_deploy()
-    return export_onnx(model, path, opset=recipe.export.opset)
-
-
-def executions(build: Path, tmp: Path, patches: np.ndarray, peers: set[str], extra: list[str]) -> list[dict]:
+def executions(
+    build: Path, recipe: Any, tmp: Path, patches: np.ndarray, peers: set[str], extra: list[str]
+) -> list[dict]:
     """(label, runtime, path, precision, calibration seconds) of every row, in table order. Baseline and peers'
-    input: the plain export of the model (plain_export)."""
+    input: the plain export of the model (bench_common.plain_export)."""
     from cpu_peers import nncf_onnx_defaults, nncf_openvino_defaults, quantize_static_defaults
 
-    fp32 = plain_export(load_recipe(build / "recipe.yaml"), tmp / "fp32_plain.onnx")
+    from srdeploy.models.deploy_form import load_for_recipe
+
+    fp32 = plain_export(load_for_recipe(recipe.model), tmp / "fp32_plain.onnx", recipe.export.opset)
     rows = [
         dict(label="ORT fp32", runtime="ort", path=fp32),
         dict(label="OpenVINO fp32 (f32)", runtime="openvino", path=fp32),
@@ -128,7 +121,7 @@ def bench_build(build: Path, args: argparse.Namespace) -> dict[str, Any]:
     pairs = load_pairs(recipe.validate_.dataset, scale, args.max_images)
     patches = calib_patches(recipe.calib, scale, recipe.calib.patch_size, recipe.calib.patches, recipe.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = executions(build, Path(tmp), patches, set(args.peers.split(",")), args.extra)
+        rows = executions(build, recipe, Path(tmp), patches, set(args.peers.split(",")), args.extra)
         infers = {r["label"]: runner(r["runtime"], r["path"], args.threads, r.get("precision", "f32")) for r in rows}
         psnr = {label: y_psnrs(f, pairs, scale) for label, f in infers.items()}
         x = np.random.default_rng(0).random((1, 3, args.size, args.size), dtype=np.float32)

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from bench_common import save_json  # noqa: E402
+from bench_common import plain_export, save_json  # noqa: E402
 
 from srdeploy.bench import interleaved_ms  # noqa: E402
 from srdeploy.data.sets import load_pairs, lr_patches  # noqa: E402
@@ -70,10 +70,8 @@ def _plan(structure: tuple) -> QuantPlan:
 def accuracy_rows(args: argparse.Namespace, loaded, dense, pairs, patches, tmp: Path) -> tuple[list, dict]:
     """One row per (policy, ratio, recovery); ONNX exports of each pruned shape for the latency rounds."""
     ref = y_psnrs(dense.module, pairs, dense.scale)
-    plain = copy.deepcopy(loaded)  # the dense model as a user would export it: no sub-pixel fold
-    plain.module.fuse_for_deploy()
     rows, exports = [], {"dense": export_onnx(dense, tmp / "dense.onnx")}
-    exports[PLAIN] = export_onnx(plain, tmp / "dense_plain.onnx")
+    exports[PLAIN] = plain_export(loaded, tmp / "dense_plain.onnx")
     for ratio in args.ratios:
         for policy in ("bn_filter", "l1_filter"):
             structure, report = choose_structure(loaded, SparsitySection(policy=policy, bn_ratio=ratio))

@@ -60,18 +60,14 @@ def adabm(
         t_lo = min(t_lo, flat_threshold_for_fab(c, t_hi, base, offsets, layer_std, target_fab))
     elif target_fab is not None:
         t_hi = max(t_hi, high_threshold_for_fab(c, t_lo, base, offsets, layer_std, target_fab))
-    tiers = [(1 if flat_high else -1, t_lo), (0, t_hi), (-1 if flat_high else 1, None)]
-    if not keep_high:
-        tiers = [*tiers[:-2], (0, None)]
-    if not keep_low:
-        tiers = tiers[1:]
+    low, high = (1, -1) if flat_high else (-1, 1)  # offsets of the flattest and the busiest tier
     return BitMap(
         base=base,
         weight_bits=weight_bits,
         skip_bits=skip_bits,
         layer_offsets=offsets,
-        tier_offsets=tuple(o for o, _ in tiers),
-        thresholds=tuple(float(t) for _, t in tiers if t is not None),
+        tier_offsets=(*([low] if keep_low else []), 0, *([high] if keep_high else [])),
+        thresholds=(*([float(t_lo)] if keep_low else []), *([float(t_hi)] if keep_high else [])),
     )
 
 
@@ -81,18 +77,25 @@ def tier_fab(base: int, tier_offset: int, offsets: Mapping[str, int], layers: It
     return float(np.mean(bits)) if bits else float(base)
 
 
+def _plus_share(
+    p_minus: float, base: int, offsets: Mapping[str, int], layers: Iterable[str], target: float
+) -> float | None:
+    """The largest share of patches the +1 tier may take, with ``p_minus`` of them at -1 and the rest at base,
+    for an expected FAB <= ``target``; None when the +1 tier adds no bits."""
+    names = list(layers)
+    fab = {o: tier_fab(base, o, offsets, names) for o in (-1, 0, 1)}
+    room = target - p_minus * fab[-1] - (1.0 - p_minus) * fab[0]  # what the +1 tier may add over base
+    gain = fab[1] - fab[0]
+    return None if gain <= 0 else float(np.clip(room / gain, 0.0, 1.0 - p_minus))
+
+
 def high_threshold_for_fab(
     c: np.ndarray, t_lo: float, base: int, offsets: Mapping[str, int], layers: Iterable[str], target: float
 ) -> float:
     """The lowest high-tier threshold at which the expected FAB over the patches ``c`` is <= ``target``."""
-    names = list(layers)
-    fab = {o: tier_fab(base, o, offsets, names) for o in (-1, 0, 1)}
-    p_low = float(np.mean(c < t_lo))
-    room = target - p_low * fab[-1] - (1.0 - p_low) * fab[0]  # what the high tier may add over base
-    gain = fab[1] - fab[0]
-    if gain <= 0:
+    p_high = _plus_share(float(np.mean(c < t_lo)), base, offsets, layers, target)
+    if p_high is None:
         return float(np.min(c))
-    p_high = float(np.clip(room / gain, 0.0, 1.0 - p_low))
     ordered = np.sort(c)
     k = int(np.floor(p_high * len(c) + 1e-9))  # at most k patches may route high (value >= threshold)
     if k >= len(c):
@@ -105,14 +108,9 @@ def flat_threshold_for_fab(
 ) -> float:
     """``flat_high``: the highest +1-tier threshold (patches below it get the extra bit) at which the expected FAB
     over the patches ``c`` is <= ``target``, the busiest (>= ``t_hi``) at -1."""
-    names = list(layers)
-    fab = {o: tier_fab(base, o, offsets, names) for o in (-1, 0, 1)}
-    p_busy = float(np.mean(c >= t_hi))
-    room = target - p_busy * fab[-1] - (1.0 - p_busy) * fab[0]
-    gain = fab[1] - fab[0]
-    if gain <= 0:
+    p_flat = _plus_share(float(np.mean(c >= t_hi)), base, offsets, layers, target)
+    if p_flat is None:
         return float(np.max(c))
-    p_flat = float(np.clip(room / gain, 0.0, 1.0 - p_busy))
     ordered = np.sort(c)
     k = int(np.floor(p_flat * len(c) + 1e-9))  # at most k patches may route to +1 (value < threshold)
-    return float(ordered[min(k, len(c) - 1)]) if k < len(c) else float(np.nextafter(ordered[-1], np.inf))
+    return float(ordered[k]) if k < len(c) else float(np.nextafter(ordered[-1], np.inf))

@@ -46,13 +46,14 @@ def to_deploy_form(model: SRModel) -> SRModel:
 
 def save_deploy_model(model: SRModel, folder: Path) -> None:
     save_checkpoint(model.module, folder / "model.safetensors")
+    folds = deploy_folds(model.module)
     doc = dict(
         arch=model.arch,
         name=model.name,
         scale=model.scale,
         hparams=dict(model.hparams),
         source=Path(model.source).name,
-        **({"deploy_folds": deploy_folds(model.module)} if deploy_folds(model.module) else {}),
+        **({"deploy_folds": folds} if folds else {}),
         **({} if model.size_rules.trivial else {"size_rules": model.size_rules.to_json()}),
     )
     atomic_write_text(folder / "model.json", json.dumps(doc, indent=1, sort_keys=True) + "\n")
@@ -76,7 +77,7 @@ def load_deploy_model(folder: Path) -> SRModel:
         # Folding on the fresh module gives the deploy-form structure; the saved weights then fit it.
         module.fuse_for_deploy()
         if meta.get("deploy_folds") and _fold_structure(module) != meta["deploy_folds"]:
-            raise ValueError(f"deploy folds {meta.get('deploy_folds', [])} do not apply to this network")
+            raise ValueError(f"deploy folds {meta['deploy_folds']} do not apply to this network")
     except (TypeError, ValueError, RuntimeError, KeyError, AttributeError) as exc:
         raise BuildFolderError(
             f"{meta_path} describes no buildable {meta['arch']} model ({type(exc).__name__}: {exc})",

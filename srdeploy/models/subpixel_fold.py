@@ -34,39 +34,36 @@ def folded_kernel(k: int, pad: int, r: int) -> tuple[int, int]:
     return hi - lo + 1, -lo
 
 
+def _tap_map(k: int, pad: int, r: int, big: int) -> torch.Tensor:
+    """(r, r, K, k) 0/1 tensor along one axis: output phase i, input phase j, folded tap d read original tap t
+    when t = r (d - new_pad) + j - i + pad."""
+    lo = -folded_kernel(k, pad, r)[1]
+    i, j, d = torch.meshgrid(torch.arange(r), torch.arange(r), torch.arange(big), indexing="ij")
+    return (r * (d + lo) + j - i + pad).unsqueeze(-1).eq(torch.arange(k)).to(torch.float64)
+
+
 def fold_conv_through_shuffle(conv: nn.Conv2d, r: int) -> nn.Conv2d | None:
     """The conv on the tensor before ``PixelShuffle(r)`` that computes ``conv`` after it, followed by
     ``PixelShuffle(r)``; None when ``conv`` is not a plain stride-1 square conv with symmetric padding."""
     k = conv.kernel_size[0]
-    pad = conv.padding[0] if isinstance(conv.padding, tuple) else None
     if (
         conv.kernel_size != (k, k)
-        or conv.padding != (pad, pad)
+        or not isinstance(conv.padding, tuple)
+        or conv.padding[0] != conv.padding[1]
         or conv.stride != (1, 1)
         or conv.dilation != (1, 1)
         or conv.groups != 1
         or conv.padding_mode != "zeros"
     ):
         return None
-    big, new_pad = folded_kernel(k, int(pad), r)  # type: ignore[arg-type]
-    lo = -new_pad
-    if lo + big - 1 != new_pad:  # asymmetric taps: not expressible as one symmetric conv
+    pad = int(conv.padding[0])
+    big, new_pad = folded_kernel(k, pad, r)
+    if big - 1 != 2 * new_pad:  # asymmetric taps: not expressible as one symmetric conv
         return None
     o, c = conv.out_channels, conv.in_channels
+    taps = _tap_map(k, pad, r, big)  # each folded weight is exactly one original weight (or 0)
     w = conv.weight.detach()
-    out = torch.zeros(o, r, r, c, r, r, big, big, dtype=w.dtype)
-    for iy in range(r):
-        for jy in range(r):
-            for dy in range(big):
-                ty = r * (dy + lo) + jy - iy + int(pad)  # type: ignore[arg-type]
-                if not 0 <= ty < k:
-                    continue
-                for ix in range(r):
-                    for jx in range(r):
-                        for dx in range(big):
-                            tx = r * (dx + lo) + jx - ix + int(pad)  # type: ignore[arg-type]
-                            if 0 <= tx < k:
-                                out[:, iy, ix, :, jy, jx, dy, dx] = w[:, :, ty, tx]
+    out = torch.einsum("octu,ajdt,bkeu->oabcjkde", w.double(), taps, taps).to(w.dtype)
     new = nn.Conv2d(c * r * r, o * r * r, big, padding=new_pad, bias=conv.bias is not None)
     with torch.no_grad():
         new.weight.copy_(out.reshape(o * r * r, c * r * r, big, big))
