@@ -55,6 +55,14 @@ class AdaptiveSection(_Section):
     layer_bits: bool = True
     image_bits: bool = True
     layer_percentiles: tuple[float, float] = (30.0, 70.0)
+    layer_map: Literal["std", "sensitivity"] = Field(
+        "std",
+        description="layer-to-bit map: AdaBM's (input std percentiles) or measured output error per layer "
+        "(calib/layer_bits.py)",
+    )
+    layer_extra_bits: float = Field(0.25, ge=0, le=6, description="sensitivity: mean extra bits over body layers")
+    layer_min_offset: int = Field(0, ge=-2, le=0, description="sensitivity: lowest layer offset (0: none below base)")
+    layer_patches: int = Field(8, ge=1, le=256, description="sensitivity: calibration patches measured")
     image_percentiles: tuple[float, float] = (10.0, 90.0)
     image_order: Literal["busy_high", "flat_high"] = Field(
         "busy_high",

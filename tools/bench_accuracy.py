@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""W4A4 accuracy benchmark: W4A4 min/max, DAQ static, AdaBM, AdaBM + refinement and W8A6 AdaBM, same
+"""W4A4 accuracy benchmark: W4A4 min/max, DAQ static, AdaBM (AdaBM's maps, reversed image map, measured
+layer map), AdaBM + refinement (the int4_adabm recipe) and W8A6 AdaBM, same
 calibration patches, same images. Every row is a full `build` (validation off) whose deployed `ort` graphs
 (ONNX Runtime, each image routed to its tier by the plan's selector) are compared with fp32.onnx: mean and
 worst-image Y-PSNR drop, drop per content category, FAB (tiers weighted by the images routed to them),
@@ -36,6 +37,9 @@ BUSY_HIGH_ONLY = {"enabled": True, "layer_bits": False, "image_percentiles": (0.
 # reversed image-to-bit map at the static FAB: flattest patches +1, busiest -1 (calibration FAB <= 4.0)
 FLAT_HIGH_40 = {"enabled": True, "layer_bits": False, "image_order": "flat_high", "image_percentiles": (40.0, 80.0)}
 FLAT_HIGH_40["target_fab"] = 4.0
+# the measured layer-to-bit map alone (calib/layer_bits.py): 0.2 extra bit per body layer, no image tiers
+MEASURED_LAYERS = {"enabled": True, "layer_map": "sensitivity", "layer_extra_bits": 0.2, "image_bits": False}
+W4A4_ADABM = dict(weight_bits=4, act_bits=4, method="adabm")
 REFINE = {"steps": 48, "batch_size": 8, "patches": 32, "phases": 6, "patience": 2}
 RECIPE_ROW = "W4A4 AdaBM + refine (int4_adabm recipe)"
 
@@ -53,6 +57,7 @@ CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("W4A4 AdaBM busy-high (AdaBM's maps)", dict(weight_bits=4, act_bits=4, method="adabm", adaptive=ADAPTIVE)),
     ("W4A4 AdaBM busy-high tier only", dict(weight_bits=4, act_bits=4, method="adabm", adaptive=BUSY_HIGH_ONLY)),
     ("W4A4 AdaBM flat-high, FAB 4.0", dict(weight_bits=4, act_bits=4, method="adabm", adaptive=FLAT_HIGH_40)),
+    ("W4A4 AdaBM measured layer bits, FAB 4.2", dict(W4A4_ADABM, adaptive=MEASURED_LAYERS)),
     (RECIPE_ROW, recipe_quant("int4_adabm.yaml")),
     (
         "W8A6 AdaBM + refine",

@@ -46,8 +46,15 @@ def adabm(
     skip_bits: int = 8,
     target_fab: float | None = None,
     image_order: str = "busy_high",
+    layer_offsets: Mapping[str, int] | None = None,
 ) -> BitMap:
-    offsets = layer_offsets_from_std(layer_std, layer_percentiles) if use_layer else {}
+    """``layer_offsets``: a layer-to-bit map decided elsewhere (calib/layer_bits.py) instead of AdaBM's."""
+    if not use_layer:
+        offsets: dict[str, int] = {}
+    elif layer_offsets is not None:
+        offsets = dict(sorted(layer_offsets.items()))
+    else:
+        offsets = layer_offsets_from_std(layer_std, layer_percentiles)
     if not use_image:
         return BitMap(base=base, weight_bits=weight_bits, skip_bits=skip_bits, layer_offsets=offsets)
     c = np.asarray(complexities, dtype=np.float64)

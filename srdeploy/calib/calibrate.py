@@ -25,8 +25,13 @@ from srdeploy.recipe import QuantSection
 
 
 def allocate_bits(
-    q: QuantSection, stats: Mapping[str, SiteStats], layers: Sequence[LayerInfo], patches: np.ndarray
+    q: QuantSection,
+    stats: Mapping[str, SiteStats],
+    layers: Sequence[LayerInfo],
+    patches: np.ndarray,
+    layer_offsets: Mapping[str, int] | None = None,
 ) -> BitMap:
+    """``layer_offsets``: the measured layer-to-bit map (layer_map: sensitivity) instead of AdaBM's."""
     if not q.adaptive.enabled:
         return bit_alloc.fixed(q.act_bits, q.weight_bits, q.skip_bits)
     body = [x.weight for x in layers if x.quantized and x.role == "body"]
@@ -43,6 +48,7 @@ def allocate_bits(
         weight_bits=q.weight_bits,
         skip_bits=q.skip_bits,
         target_fab=q.adaptive.target_fab,
+        layer_offsets=layer_offsets,
     )
 
 

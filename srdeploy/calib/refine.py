@@ -225,7 +225,7 @@ def _result(
             for w, q in student.acts.items()
         },
         weight_absmax={w: q.clip().detach().view(-1).numpy().astype(np.float32) for w, q in student.weights.items()},
-        layer_offsets={w: int(torch.round(torch.clamp(q.measure.detach(), -1, 1))) for w, q in student.acts.items()},
+        layer_offsets={w: int(q.hard_offset().detach()) for w, q in student.acts.items()},
         thresholds=() if th is None else tuple(float(t) for t in th.detach()),
         losses=losses,
         seconds=seconds,

@@ -59,12 +59,17 @@ class ActQuant(nn.Module):
         self.g_lo, self.g_hi = nn.Parameter(torch.zeros(())), nn.Parameter(torch.zeros(()))
         self.measure = nn.Parameter(torch.tensor(float(layer_offset)))
         self.grid, self.base, self.ctx = grid, float(base), ctx
+        # learned offsets stay in AdaBM's [-1, 1], widened to reach the plan's own (a measured map's +4)
+        self.offset_lo, self.offset_hi = float(min(-1, layer_offset)), float(max(1, layer_offset))
 
     def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.lo0 * torch.exp(self.g_lo), self.hi0 * torch.exp(self.g_hi)
 
+    def hard_offset(self) -> torch.Tensor:
+        return torch.round(torch.clamp(self.measure, self.offset_lo, self.offset_hi))
+
     def layer_offset(self) -> torch.Tensor:
-        return soft_step(torch.round(torch.clamp(self.measure, -1.0, 1.0)), torch.tanh(self.measure))
+        return soft_step(self.hard_offset(), torch.tanh(self.measure))
 
     def bits(self) -> torch.Tensor:
         return (self.base + self.ctx.image_offset + self.layer_offset()).clamp(2.0, 8.0).view(-1, 1, 1, 1)

@@ -85,6 +85,7 @@ BUILD_SECTIONS = (
     "tensorrt",
     "sparsity",
     "equalization",
+    "layer_bits",
     "refinement",
     "sensitivity",
     "float_tier",

@@ -16,6 +16,7 @@ SECTIONS = {
     "tensorrt": "TensorRT engines",
     "sparsity": "Sparsity",
     "equalization": "Equalization",
+    "layer_bits": "Layer bits (quant.adaptive.layer_map: sensitivity; output PSNR vs float, each layer alone)",
     "refinement": "Refinement",
     "sensitivity": "Per-layer sensitivity (quant.float_budget)",
     "float_tier": "Float tier (quant.float_tier: the flattest tiles run unquantized)",
