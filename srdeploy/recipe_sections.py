@@ -75,6 +75,15 @@ class AdaptiveSection(_Section):
 
     _check_percentiles = field_validator("layer_percentiles", "image_percentiles")(_ordered_percentiles)
 
+    @model_validator(mode="after")
+    def _sensitivity_keys_need_the_map(self) -> AdaptiveSection:
+        keys = ("layer_extra_bits", "layer_min_offset", "layer_patches")
+        # values, not keys: a resolved recipe (recipe.yaml of a build) writes every default
+        stray = [k for k in keys if getattr(self, k) != type(self).model_fields[k].default]
+        if stray and self.layer_map != "sensitivity":
+            raise ValueError(f"{', '.join(stray)} apply to layer_map: sensitivity only; set it or remove them")
+        return self
+
 
 class FloatTierSection(_Section):
     """stages/float_tier.py: route the flattest tiles to the unquantized model where INT8 costs most."""

@@ -37,6 +37,13 @@ def test_out_of_range_and_wrong_type(tmp_path: Path) -> None:
         load_recipe(write(tmp_path, "model: {name: x}\ncalib: {patches: many}\n"))
 
 
+def test_sensitivity_keys_without_the_sensitivity_map_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(RecipeError, match=r"layer_extra_bits.*layer_map: sensitivity"):
+        load_recipe(write(tmp_path, "model: {name: x}\nquant: {adaptive: {enabled: true, layer_extra_bits: 0.5}}\n"))
+    ok = "model: {name: x}\nquant: {adaptive: {layer_map: sensitivity, layer_extra_bits: 0.5, layer_patches: 4}}\n"
+    assert load_recipe(write(tmp_path, ok)).quant.adaptive.layer_patches == 4
+
+
 def test_malformed_yaml_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match="not valid YAML"):
         load_recipe(write(tmp_path, "model: {name: [x\n"))
