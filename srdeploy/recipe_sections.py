@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from srdeploy.recipe_base import Section
+from srdeploy.recipe_quant_options import AdaptiveSection, FloatTierSection, RefineSection
 from srdeploy.trtexec_syntax import parse_shape, translate_keys
 
-
-class _Section(BaseModel):
-    # NaN/inf pass every ge/le bound, so no recipe float may be one (`rgb_range: .nan`).
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+_Section = Section  # the name the sections (and recipe_calib.py) derive from
 
 
 MAX_NAME = 100  # leaves room under NAME_MAX (255) for the .NAME.partial-XXXX / NAME.failed siblings
@@ -42,71 +41,6 @@ class ModelSection(_Section):
         if (self.name is None) == (self.path is None):
             raise ValueError("set exactly one of model.name or model.path")
         return self
-
-
-def _ordered_percentiles(v: tuple[float, float]) -> tuple[float, float]:
-    if not 0 <= v[0] < v[1] <= 100:
-        raise ValueError(f"percentile pair {list(v)} must satisfy 0 <= low < high <= 100")
-    return v
-
-
-class AdaptiveSection(_Section):
-    enabled: bool = False
-    layer_bits: bool = True
-    image_bits: bool = True
-    layer_percentiles: tuple[float, float] = (30.0, 70.0)
-    layer_map: Literal["std", "sensitivity"] = Field(
-        "std",
-        description="layer-to-bit map: AdaBM's (input std percentiles) or measured output error per layer "
-        "(calib/layer_bits.py)",
-    )
-    layer_extra_bits: float = Field(0.25, ge=0, le=6, description="sensitivity: mean extra bits over body layers")
-    layer_min_offset: int = Field(0, ge=-2, le=0, description="sensitivity: lowest layer offset (0: none below base)")
-    layer_patches: int = Field(8, ge=1, le=256, description="sensitivity: calibration patches measured")
-    image_percentiles: tuple[float, float] = (10.0, 90.0)
-    image_order: Literal["busy_high", "flat_high"] = Field(
-        "busy_high",
-        description="which content gets the extra bit: the busiest (AdaBM's map) or the flattest (where the PSNR "
-        "drop per bit is largest; calib/bits.py)",
-    )
-    target_fab: float | None = Field(
-        None, ge=2, le=8, description="highest expected FAB on the calibration patches (narrows the +1-bit tier)"
-    )
-
-    _check_percentiles = field_validator("layer_percentiles", "image_percentiles")(_ordered_percentiles)
-
-    @model_validator(mode="after")
-    def _sensitivity_keys_need_the_map(self) -> AdaptiveSection:
-        keys = ("layer_extra_bits", "layer_min_offset", "layer_patches")
-        # values, not keys: a resolved recipe (recipe.yaml of a build) writes every default
-        stray = [k for k in keys if getattr(self, k) != type(self).model_fields[k].default]
-        if stray and self.layer_map != "sensitivity":
-            raise ValueError(f"{', '.join(stray)} apply to layer_map: sensitivity only; set it or remove them")
-        return self
-
-
-class FloatTierSection(_Section):
-    """stages/float_tier.py: route the flattest tiles to the unquantized model where INT8 costs most."""
-
-    max_drop_db: float = Field(0.0, ge=0, description="0 disables; route patches whose drop exceeds this to float")
-    max_share: float = Field(0.1, gt=0, le=0.5, description="at most this share of calibration patches go float")
-    patches: int = Field(256, ge=16, le=2048, description="LR/HR patches drawn (seed apart) to choose the threshold")
-
-
-class RefineSection(_Section):
-    steps: int = Field(0, ge=0, le=100_000, description="0 disables refinement")
-    batch_size: int = Field(2, ge=1, le=256)
-    patch_size: int = Field(48, ge=8, le=512)
-    patches: int = Field(64, ge=1, le=10_000)
-    lr_bounds: float = Field(0.01, gt=0)
-    lr_thresholds: float = Field(0.1, gt=0)
-    lr_layer_bits: float = Field(0.01, gt=0)
-    feature_weight: float = Field(10.0, ge=0)
-    bit_weight: float = Field(50.0, ge=0)
-    learn_bits: bool = True
-    phases: int = Field(10, ge=1, le=1000, description="parameter groups take turns; held-out check per phase")
-    holdout_fraction: float = Field(0.25, gt=0, lt=1, description="share of refinement patches held out")
-    patience: int = Field(3, ge=1, le=1000, description="phases without held-out improvement before stopping")
 
 
 class QuantSection(_Section):
