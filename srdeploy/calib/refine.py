@@ -76,7 +76,9 @@ class _Objective:
             h.remove()
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        self.student.ctx.image_offset = image_offsets(complexity_torch(x), self.student.thresholds)
+        self.student.ctx.image_offset = image_offsets(
+            complexity_torch(x), self.student.thresholds, self.student.tier_offsets
+        )
         return self.student.module(x)
 
     def holdout(self, x: torch.Tensor, target: torch.Tensor) -> float:

@@ -86,6 +86,7 @@ class Student:
     weights: dict[str, WeightQuant]
     ctx: BitContext
     thresholds: nn.Parameter | None  # image complexity thresholds (adaptive plans)
+    tier_offsets: tuple[int, ...] = (0,)  # the plan's image-to-bit offsets, one per tier (len thresholds + 1)
     handles: list = field(default_factory=list)
 
     def groups(self, learn_bits: bool) -> dict[str, list[nn.Parameter]]:
@@ -131,20 +132,21 @@ def make_student(module: nn.Module, plan: QuantPlan, profile: str) -> Student:
         named[sites.module_of(weight)].register_forward_pre_hook(lambda _m, a, q=q: (q(a[0]), *a[1:]))
     fixed: Mapping = {s: spec for s, spec in plan.tier(plan.default_tier).sites(profile).items() if s not in body}
     handles = attach_activation_quantizers(net, fixed)
-    sel = plan.selector
-    th = (
-        None
-        if sel is None or len(sel.thresholds) != 2
-        else nn.Parameter(torch.tensor(sel.thresholds, dtype=torch.float32))
-    )
-    return Student(net, acts, weights, ctx, th, handles)
+    b = plan.bits  # the bit tiers as the selector routes them (the float tier comes after refinement)
+    adaptive = len(b.tier_offsets) > 1 and len(b.thresholds) == len(b.tier_offsets) - 1
+    th = nn.Parameter(torch.tensor(b.thresholds, dtype=torch.float32)) if adaptive else None
+    return Student(net, acts, weights, ctx, th, tuple(b.tier_offsets) if adaptive else (0,), handles)
 
 
-def image_offsets(c: torch.Tensor, thresholds: torch.Tensor | None) -> torch.Tensor:
-    """AdaBM's image-to-bit term per sample: -1 below the low threshold, +1 above the high one (soft STE)."""
-    if thresholds is None:
+def image_offsets(c: torch.Tensor, thresholds: torch.Tensor | None, tier_offsets: tuple[int, ...]) -> torch.Tensor:
+    """The plan's image-to-bit term per sample (soft STE): ``tier_offsets[i]`` for a statistic in
+    [thresholds[i-1], thresholds[i]) -- the selector's routing, for either image order and any tier count."""
+    if thresholds is None or len(tier_offsets) < 2:
         return torch.zeros(len(c))
-    lo, hi = thresholds[0], thresholds[1]
-    hard = (c > hi).float() - (c < lo).float()
-    soft = torch.tanh((c - (hi + lo) / 2) * 2 / (hi - lo).clamp_min(1e-6))
-    return soft_step(hard, soft)
+    steps = torch.tensor(np.diff(tier_offsets), dtype=torch.float32)  # the offset change at each threshold
+    above = c.view(-1, 1) >= thresholds.view(1, -1)
+    hard = tier_offsets[0] + (above.float() * steps).sum(1)
+    # each step smoothed over a width from the thresholds' spread (or a quarter of a lone threshold)
+    spread = (thresholds[-1] - thresholds[0]) / 2 if len(thresholds) > 1 else thresholds[0].abs() / 4
+    soft_steps = 0.5 * (1 + torch.tanh((c.view(-1, 1) - thresholds.view(1, -1)) / spread.clamp_min(1e-6)))
+    return soft_step(hard, tier_offsets[0] + (soft_steps * steps).sum(1))

@@ -132,3 +132,31 @@ def test_refinement_student_is_the_deployed_network(tmp_path: Path) -> None:
         np.testing.assert_array_equal(original, deployed[w])
         np.testing.assert_array_equal(conv.bias.detach().numpy(), deployed[w.removesuffix("weight") + "bias"])
         assert not np.array_equal(original, model.module.get_parameter(w).detach().numpy() * sparse.masks[w].keep)
+
+
+@pytest.mark.parametrize("order", ["busy_high", "flat_high"])
+def test_refinement_student_computes_each_tiers_simulation(adaptive_run, order: str) -> None:
+    """Before any step the student is the simulation of the tier each sample routes to (either image order,
+    a lone threshold included): refinement starts from what is deployed."""
+    from srdeploy.calib.complexity import complexity_torch
+    from srdeploy.calib.refine_student import image_offsets
+    from srdeploy.quant.simulate import simulate
+
+    model, export, _, data = adaptive_run
+    adaptive = {"enabled": True, "image_order": order}
+    if order == "flat_high":
+        adaptive["image_percentiles"] = [30, 100]  # one threshold: flat +1, the rest at base
+    plan = calibrated(model, export, data, **{**ADAPTIVE_W4A4, "adaptive": adaptive})
+    assert len(plan.bits.thresholds) == (2 if order == "busy_high" else 1)
+    student = make_student(model.module, plan, "trt")
+    x = torch.from_numpy(data)
+    c = complexity_torch(x)
+    student.ctx.image_offset = image_offsets(c, student.thresholds, student.tier_offsets)
+    with torch.no_grad():
+        got = student.module(x)
+    routed = [plan.selector.route(float(v)) for v in c]
+    assert len(set(routed)) == len(plan.tiers), "the patches do not reach every tier: the test would prove little"
+    for i, tier in enumerate(routed):
+        with torch.no_grad():
+            want = simulate(model, plan, "trt", tier=tier)(x[i : i + 1])
+        np.testing.assert_allclose(got[i : i + 1].numpy(), want.numpy(), atol=2e-5)
