@@ -61,9 +61,11 @@ class RefineSection(Section):
     lr_bounds: float = Field(0.01, gt=0)
     lr_thresholds: float = Field(0.1, gt=0)
     lr_layer_bits: float = Field(0.01, gt=0)
+    loss: Literal["l1", "psnr", "drop"] = Field("l1", description="distance trained on and judged by (refine.py)")
     feature_weight: float = Field(10.0, ge=0)
     bit_weight: float = Field(50.0, ge=0)
     learn_bits: bool = True
+    learn_weights: bool = Field(True, description="learn per-channel weight clips (else activation clips only)")
     phases: int = Field(10, ge=1, le=1000, description="parameter groups take turns; held-out check per phase")
     holdout_fraction: float = Field(0.25, gt=0, lt=1, description="share of refinement patches held out")
     patience: int = Field(3, ge=1, le=1000, description="phases without held-out improvement before stopping")

@@ -1,10 +1,12 @@
 """Label-free refinement of a plan against the fp32 outputs (AdaBM-style), that helps or changes nothing.
 
-Loss on LR patches only: 255 * L1(SR_q, SR_fp) + feature_weight * mean normalised distance of residual
-block outputs + (bits phase) bit_weight * max(FAB - base bits, 0). Parameter groups (weights, activations,
-bits) take turns in phases. The calibration patches are split: the student trains on one part, and after
-each phase the L1 on the held-out part decides: the best state is kept (never worse than the start),
-training stops after ``patience`` phases without improvement or when the time budget is spent.
+Loss on LR patches: a distance to the fp32 output (L1, per-patch PSNR, or the PSNR drop vs HR that it
+implies: ``RefineSection.loss``) + feature_weight * mean normalised distance of residual block outputs +
+(bits phase) bit_weight * max(FAB - base bits, 0). Parameter groups (weight and activation clips together,
+then bits) take turns in phases. The calibration patches are split: the student trains on one part, and
+after each phase the same distance on the held-out part decides: the best state is kept (never worse than
+the start), training stops after ``patience`` phases without improvement or when the time budget is spent.
+Label-free except ``drop``, which weighs each patch by fp32's own error against the HR crop behind it.
 """
 
 from __future__ import annotations
@@ -40,23 +42,26 @@ class RefineResult:
     holdout_after: float = 0.0
     steps: int = 0
     stopped: str = "steps done"
+    loss: str = "l1"  # the distance of holdout_before/after (RefineSection.loss)
 
     def summary(self) -> dict[str, object]:
         return dict(
             steps=self.steps,
             stopped=self.stopped,
             seconds=round(self.seconds, 1),
-            holdout_l1_before=round(self.holdout_before, 5),
-            holdout_l1_after=round(self.holdout_after, 5),
+            loss=self.loss,
+            holdout_loss_before=round(self.holdout_before, 5),
+            holdout_loss_after=round(self.holdout_after, 5),
             improved=self.holdout_after < self.holdout_before,
             kept="refined" if self.holdout_after < self.holdout_before else "calibrated start",
         )
 
 
-def split_holdout(patches: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    order = np.random.default_rng(seed).permutation(len(patches))
-    n_held = min(len(patches) - 1, max(1, round(fraction * len(patches))))
-    return patches[np.sort(order[n_held:])], patches[np.sort(order[:n_held])]
+def split_holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training and the held-out patches."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_held = min(n - 1, max(1, round(fraction * n)))
+    return np.sort(order[n_held:]), np.sort(order[:n_held])
 
 
 def _block_features(module: nn.Module, store: list[torch.Tensor]) -> list:
@@ -81,16 +86,27 @@ class _Objective:
         )
         return self.student.module(x)
 
-    def holdout(self, x: torch.Tensor, target: torch.Tensor) -> float:
-        with torch.no_grad():
-            return float(255.0 * F.l1_loss(self._run(x), target))
+    def distance(self, out: torch.Tensor, target: torch.Tensor, fp32_err: torch.Tensor | None) -> torch.Tensor:
+        """The output distance. ``l1``: L1 on the 0-255 scale; ``psnr``: minus the mean per-patch PSNR vs fp32
+        (dB), a flat patch's error weighed like a busy one's; ``drop``: the mean per-patch PSNR drop vs HR
+        expected from the error e vs fp32 and fp32's own MSE f vs HR (``fp32_err``): 10 log10(1 + e / f)."""
+        if self.rc.loss == "l1":
+            return 255.0 * F.l1_loss(out, target)
+        mse = (out - target).pow(2).flatten(1).mean(1).clamp_min(1e-12)
+        if self.rc.loss == "drop":
+            return (10.0 * torch.log10(1.0 + mse / fp32_err.clamp_min(1e-12))).mean()  # type: ignore[union-attr]
+        return (10.0 * torch.log10(mse)).mean()
 
-    def loss(self, x: torch.Tensor, phase: str) -> torch.Tensor:
+    def holdout(self, held: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]) -> float:
+        with torch.no_grad():
+            return float(self.distance(self._run(held[0]), held[1], held[2]))
+
+    def loss(self, x: torch.Tensor, phase: str, fp32_err: torch.Tensor | None = None) -> torch.Tensor:
         self.f_t.clear()
         self.f_s.clear()
         with torch.no_grad():
             target = self.teacher(x)
-        loss = 255.0 * F.l1_loss(self._run(x), target)
+        loss = self.distance(self._run(x), target, fp32_err)
         if self.f_s and self.rc.feature_weight:
             dist = sum(
                 (s / s.norm().clamp_min(1e-8) - t / t.norm().clamp_min(1e-8)).flatten(1).norm(dim=1).mean()
@@ -105,8 +121,8 @@ class _Objective:
 
 def _optimizers(student: Student, rc: RefineSection) -> dict[str, torch.optim.Optimizer]:
     opts = {}
-    for name, params in student.groups(rc.learn_bits).items():
-        lr = {"weights": rc.lr_bounds, "activations": rc.lr_bounds, "bits": rc.lr_layer_bits}[name]
+    for name, params in student.groups(rc.learn_bits, rc.learn_weights).items():
+        lr = {"clips": rc.lr_bounds, "bits": rc.lr_layer_bits}[name]
         groups = [{"params": [p for p in params if p is not student.thresholds], "lr": lr}]
         if name == "bits" and student.thresholds is not None:
             groups.append({"params": [student.thresholds], "lr": rc.lr_thresholds})
@@ -123,29 +139,36 @@ def refine(
     seed: int = 0,
     time_budget_s: float | None = None,
     progress: Callable[[int], None] | None = None,
+    fp32_err: np.ndarray | None = None,
 ) -> RefineResult:
-    """Learn clips/bits on part of ``patches``; keep the state with the lowest held-out L1 (the start included).
+    """Learn clips/bits on part of ``patches``; keep the state with the lowest held-out loss (the start
+    included). ``fp32_err``: each patch's fp32 MSE against its HR crop (``rc.loss == "drop"`` needs it).
 
     The time budget covers everything here: a step is only started when it and the held-out check that
     closes it still fit.
     """
     t0 = time.perf_counter()
     torch.manual_seed(seed)
-    fit, held = split_holdout(np.asarray(patches, np.float32), rc.holdout_fraction, seed)
+    if rc.loss == "drop" and (fp32_err is None or len(fp32_err) != len(patches)):
+        raise ValueError("refinement loss 'drop' needs fp32's error against HR for every patch")
+    patches = np.asarray(patches, np.float32)
+    err = None if fp32_err is None else torch.from_numpy(np.asarray(fp32_err, np.float32))
+    fit_i, held_i = split_holdout(len(patches), rc.holdout_fraction, seed)
     student = make_student(module, plan, profile)
     objective = _Objective(module.eval(), student, rc, plan.bits.base)
-    held_x = torch.from_numpy(held)
+    held_x = torch.from_numpy(patches[held_i])
     try:
         with torch.no_grad():
-            held_target = module(held_x)
+            held = (held_x, module(held_x), None if err is None else err[held_i])
         t_check = time.perf_counter()
-        first = objective.holdout(held_x, held_target)
+        first = objective.holdout(held)
         loop = _Loop(student, objective, _optimizers(student, rc), rc, first, time.perf_counter() - t_check)
-        loop.run(fit, held_x, held_target, seed, t0, time_budget_s, progress)
+        loop.run((patches[fit_i], None if err is None else err[fit_i]), held, seed, t0, time_budget_s, progress)
     finally:
         objective.close()
     loop.restore_best()
-    return _result(student, loop.losses, first, loop.best, time.perf_counter() - t0, loop.steps, loop.stopped)
+    out = _result(student, loop.losses, first, loop.best, time.perf_counter() - t0, loop.steps, loop.stopped)
+    return replace(out, loss=rc.loss)
 
 
 class _Loop:
@@ -159,9 +182,9 @@ class _Loop:
         self.best, self.best_state = first, [p.detach().clone() for p in self.learned]
         self.check_s, self.losses, self.bad, self.steps, self.stopped = check_s, [], 0, 0, "steps done"
 
-    def check(self, held_x: torch.Tensor, held_target: torch.Tensor) -> bool:
+    def check(self, held: tuple) -> bool:
         """Held-out check: keep the state if it is the best so far; False when patience is used up."""
-        current = self.objective.holdout(held_x, held_target)
+        current = self.objective.holdout(held)
         if current < self.best:
             self.best, self.best_state, self.bad = current, [p.detach().clone() for p in self.learned], 0
             return True
@@ -170,9 +193,8 @@ class _Loop:
 
     def run(
         self,
-        fit: np.ndarray,
-        held_x: torch.Tensor,
-        held_target: torch.Tensor,
+        fit: tuple[np.ndarray, torch.Tensor | None],  # patches, fp32 error vs HR (or None)
+        held: tuple,  # patches, fp32 outputs, fp32 error vs HR (or None)
         seed: int,
         t0: float,
         budget: float | None,
@@ -187,21 +209,21 @@ class _Loop:
                 break
             t_step = time.perf_counter()
             phase = order[(step // per_phase) % len(order)]
-            x = torch.from_numpy(fit[rng.choice(len(fit), min(rc.batch_size, len(fit)), replace=False)])
-            self._step(x, phase)
+            pick = rng.choice(len(fit[0]), min(rc.batch_size, len(fit[0])), replace=False)
+            self._step(torch.from_numpy(fit[0][pick]), phase, None if fit[1] is None else fit[1][pick])
             step_s, unchecked, self.steps = max(step_s, time.perf_counter() - t_step), unchecked + 1, step + 1
             if progress:
                 progress(step + 1)
             if (step + 1) % per_phase == 0:
                 unchecked = 0
-                if not self.check(held_x, held_target):
+                if not self.check(held):
                     self.stopped = "early stop (held-out loss no longer improving)"
                     return
         if unchecked:  # steps after the last phase boundary are judged too
-            self.check(held_x, held_target)
+            self.check(held)
 
-    def _step(self, x: torch.Tensor, phase: str) -> None:
-        loss = self.objective.loss(x, phase)
+    def _step(self, x: torch.Tensor, phase: str, fp32_err: torch.Tensor | None) -> None:
+        loss = self.objective.loss(x, phase, fp32_err)
         self.opts[phase].zero_grad(set_to_none=True)
         loss.backward()
         self.opts[phase].step()

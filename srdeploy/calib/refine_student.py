@@ -89,11 +89,11 @@ class Student:
     tier_offsets: tuple[int, ...] = (0,)  # the plan's image-to-bit offsets, one per tier (len thresholds + 1)
     handles: list = field(default_factory=list)
 
-    def groups(self, learn_bits: bool) -> dict[str, list[nn.Parameter]]:
-        out = {
-            "weights": [w.log_gain for w in self.weights.values()],
-            "activations": [p for q in self.acts.values() for p in (q.g_lo, q.g_hi)],
-        }
+    def groups(self, learn_bits: bool, learn_weights: bool = True) -> dict[str, list[nn.Parameter]]:
+        # weight and activation clips learn together (alternating them let one undo the other's gain on the
+        # held-out split); the bit measures and thresholds take turns with them
+        weights = [w.log_gain for w in self.weights.values()] if learn_weights else []
+        out = {"clips": weights + [p for q in self.acts.values() for p in (q.g_lo, q.g_hi)]}
         if learn_bits:
             out["bits"] = [q.measure for q in self.acts.values()] + (
                 [self.thresholds] if self.thresholds is not None else []
@@ -130,12 +130,27 @@ def make_student(module: nn.Module, plan: QuantPlan, profile: str) -> Student:
         grid = grid_of(r.nonnegative, plan.bits.bits(weight, plan.default_tier))
         acts[weight] = q = ActQuant(r.lo, r.hi, grid, plan.bits.base, offset, ctx)
         named[sites.module_of(weight)].register_forward_pre_hook(lambda _m, a, q=q: (q(a[0]), *a[1:]))
-    fixed: Mapping = {s: spec for s, spec in plan.tier(plan.default_tier).sites(profile).items() if s not in body}
-    handles = attach_activation_quantizers(net, fixed)
+    # a site that takes over a learned site's grid (ort: the conv output feeding that conv) uses its quantizer
+    tied = {s: acts[body[r.reuse]] for s, r in ranges.items() if r.reuse in body}
+    for site_name, q in tied.items():
+        _attach(named, site_name, q)
+    default = plan.tier(plan.default_tier).sites(profile)
+    fixed: Mapping = {s: spec for s, spec in default.items() if s not in body and s not in tied}
+    handles = attach_activation_quantizers(net, fixed, ste=True)  # gradients cross conv outputs (ort)
     b = plan.bits  # the bit tiers as the selector routes them (the float tier comes after refinement)
     adaptive = len(b.tier_offsets) > 1 and len(b.thresholds) == len(b.tier_offsets) - 1
     th = nn.Parameter(torch.tensor(b.thresholds, dtype=torch.float32)) if adaptive else None
     return Student(net, acts, weights, ctx, th, tuple(b.tier_offsets) if adaptive else (0,), handles)
+
+
+def _attach(named: Mapping[str, nn.Module], site_name: str, q: nn.Module) -> None:
+    key, kind = sites.parse(site_name)
+    if kind == sites.OUTPUT:
+        named[sites.module_of(key)].register_forward_hook(lambda _m, _a, out: q(out))
+    elif kind == sites.INPUT:
+        named[sites.module_of(key)].register_forward_pre_hook(lambda _m, a: (q(a[0]), *a[1:]))
+    else:
+        raise ValueError(f"site {site_name} cannot take over a conv input's grid")
 
 
 def image_offsets(c: torch.Tensor, thresholds: torch.Tensor | None, tier_offsets: tuple[int, ...]) -> torch.Tensor:

@@ -18,8 +18,11 @@ from srdeploy.quant.plan import QuantPlan
 from srdeploy.quant.spec import QuantSpec
 
 
-def attach_activation_quantizers(module: nn.Module, specs: Mapping[str, QuantSpec]) -> list[RemovableHandle]:
-    """Register hooks that fake-quantize each site; returns the hook handles."""
+def attach_activation_quantizers(
+    module: nn.Module, specs: Mapping[str, QuantSpec], ste: bool = False
+) -> list[RemovableHandle]:
+    """Register hooks that fake-quantize each site; returns the hook handles. ``ste``: straight-through
+    rounding, so that gradients cross these sites (training through fixed quantizers)."""
     named = dict(module.named_modules())
     handles = []
     for site_name in sorted(specs):
@@ -29,11 +32,15 @@ def attach_activation_quantizers(module: nn.Module, specs: Mapping[str, QuantSpe
         if target is None:
             raise PlanError(f"site '{site_name}' names no module of the model", "the plan was made for another model")
         if kind == sites.INPUT:
-            handles.append(target.register_forward_pre_hook(lambda _m, a, q=spec: (q.fake_quant_torch(a[0]), *a[1:])))
+            handles.append(
+                target.register_forward_pre_hook(lambda _m, a, q=spec: (q.fake_quant_torch(a[0], ste), *a[1:]))
+            )
         elif kind == sites.OUTPUT:
-            handles.append(target.register_forward_hook(lambda _m, _a, out, q=spec: q.fake_quant_torch(out)))
+            handles.append(target.register_forward_hook(lambda _m, _a, out, q=spec: q.fake_quant_torch(out, ste)))
         else:
-            handles.append(target.register_forward_pre_hook(lambda _m, a, q=spec: (a[0], q.fake_quant_torch(a[1]))))
+            handles.append(
+                target.register_forward_pre_hook(lambda _m, a, q=spec: (a[0], q.fake_quant_torch(a[1], ste)))
+            )
     return handles
 
 

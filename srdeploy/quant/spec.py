@@ -78,7 +78,8 @@ class QuantSpec:
         s, z = self._shaped(np.ndim(x))
         return fake_quant_np(x, s, z, self.qmin, self.qmax)
 
-    def fake_quant_torch(self, x: torch.Tensor) -> torch.Tensor:
+    def fake_quant_torch(self, x: torch.Tensor, ste: bool = False) -> torch.Tensor:
+        """``ste``: straight-through rounding (gradients pass to ``x``; the refinement student needs it)."""
         import torch
 
         s, z = self._shaped(x.dim())
@@ -88,6 +89,7 @@ class QuantSpec:
             torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)).to(x.device),
             self.qmin,
             self.qmax,
+            ste=ste,
         )
 
     def with_bits(self, bits: int) -> QuantSpec:

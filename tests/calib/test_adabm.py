@@ -97,14 +97,32 @@ def test_tiers_routing_and_fab(adaptive_run, tmp_path: Path) -> None:
     assert cost.bitops(plan, {0: 1.0}) < cost.bitops(plan, {2: 1.0})
 
 
-def test_refinement_lowers_the_loss_and_never_raises_it(adaptive_run) -> None:
+@pytest.mark.parametrize(
+    ("profile", "options"),
+    [
+        ("trt", {}),
+        ("ort", {}),
+        ("ort", {"loss": "psnr", "learn_weights": False}),
+        ("ort", {"loss": "drop", "learn_weights": False, "learn_bits": False}),
+    ],
+)
+def test_refinement_lowers_the_loss_and_never_raises_it(adaptive_run, profile: str, options: dict) -> None:
     model, export, _, data = adaptive_run
     torch.set_num_threads(1)
     # A poor start (min/max weights and ranges) leaves room to improve.
     bad = calibrated(model, export, data, **{**ADAPTIVE_W4A4, "method": "minmax", "weight_method": "minmax"})
-    rc = RefineSection(steps=40, batch_size=4, phases=4, patience=10)
-    result = refine(model.module, bad, data, rc, "trt")
-    assert result.holdout_after < result.holdout_before
+    rc = RefineSection(steps=40, batch_size=4, phases=4, patience=10, **options)
+    # "drop": fp32's error vs HR per patch, here a spread of made-up values (flat patches most sensitive)
+    err = np.geomspace(1e-5, 1e-3, len(data)).astype(np.float32) if rc.loss == "drop" else None
+    result = refine(model.module, bad, data, rc, profile, fp32_err=err)
+    assert result.holdout_after < result.holdout_before and result.loss == rc.loss
+    if not rc.learn_weights:  # only activation clips moved
+        start = make_student(model.module, bad, profile)
+        assert all(
+            np.allclose(result.weight_absmax[w], q.clip().detach().view(-1).numpy()) for w, q in start.weights.items()
+        )
+    if rc.loss != "l1" or profile != "trt":
+        return
     plan = refined_plan(bad, result, recipe(ADAPTIVE_W4A4).quant, deployed_weights(model.module, bad))
     assert plan.provenance.refinement["improved"] and len(plan.tiers) == 3
     assert plan.selector.thresholds[0] <= plan.selector.thresholds[1]
@@ -134,8 +152,21 @@ def test_refinement_student_is_the_deployed_network(tmp_path: Path) -> None:
         assert not np.array_equal(original, model.module.get_parameter(w).detach().numpy() * sparse.masks[w].keep)
 
 
+@pytest.mark.parametrize("profile", ["trt", "ort"])
+def test_refinement_gradients_reach_every_learned_clip(adaptive_run, profile: str) -> None:
+    """Every weight and activation clip gets a gradient on either profile: the ort profile's fixed
+    conv-output quantizers must pass gradients straight through (they cut them before, so an ort-first
+    recipe refined nothing)."""
+    model, _, plan, data = adaptive_run
+    student = make_student(model.module, plan, profile)
+    student.module(torch.from_numpy(data[:4])).abs().sum().backward()
+    clips = [w.log_gain for w in student.weights.values()] + [q.g_hi for q in student.acts.values()]
+    assert clips and all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in clips)
+
+
+@pytest.mark.parametrize("profile", ["trt", "ort"])
 @pytest.mark.parametrize("order", ["busy_high", "flat_high"])
-def test_refinement_student_computes_each_tiers_simulation(adaptive_run, order: str) -> None:
+def test_refinement_student_computes_each_tiers_simulation(adaptive_run, order: str, profile: str) -> None:
     """Before any step the student is the simulation of the tier each sample routes to (either image order,
     a lone threshold included): refinement starts from what is deployed."""
     from srdeploy.calib.complexity import complexity_torch
@@ -148,7 +179,7 @@ def test_refinement_student_computes_each_tiers_simulation(adaptive_run, order: 
         adaptive["image_percentiles"] = [30, 100]  # one threshold: flat +1, the rest at base
     plan = calibrated(model, export, data, **{**ADAPTIVE_W4A4, "adaptive": adaptive})
     assert len(plan.bits.thresholds) == (2 if order == "busy_high" else 1)
-    student = make_student(model.module, plan, "trt")
+    student = make_student(model.module, plan, profile)
     x = torch.from_numpy(data)
     c = complexity_torch(x)
     student.ctx.image_offset = image_offsets(c, student.thresholds, student.tier_offsets)
@@ -158,5 +189,5 @@ def test_refinement_student_computes_each_tiers_simulation(adaptive_run, order: 
     assert len(set(routed)) == len(plan.tiers), "the patches do not reach every tier: the test would prove little"
     for i, tier in enumerate(routed):
         with torch.no_grad():
-            want = simulate(model, plan, "trt", tier=tier)(x[i : i + 1])
+            want = simulate(model, plan, profile, tier=tier)(x[i : i + 1])
         np.testing.assert_allclose(got[i : i + 1].numpy(), want.numpy(), atol=2e-5)

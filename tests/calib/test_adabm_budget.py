@@ -129,7 +129,7 @@ def test_refinement_never_raises_the_held_out_loss_and_then_changes_nothing(tmp_
     monkeypatch.setattr("srdeploy.stages.refine.calib_patches", lambda *a: data)
     after = refine_step(ctx, plan)
     record = after.provenance.refinement
-    assert record["holdout_l1_after"] <= record["holdout_l1_before"] and record["steps"] == 12
+    assert record["holdout_loss_after"] <= record["holdout_loss_before"] and record["steps"] == 12
     assert ctx.reports["calibration_time"]["refinement_s"] > 0
     if not record["improved"]:  # the calibrated plan itself, with the record of the attempt
         assert record["kept"] == "calibrated start"

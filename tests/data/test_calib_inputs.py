@@ -110,6 +110,14 @@ def test_float_tier_without_hr_is_refused(calib: dict) -> None:
         _recipe(calib, float_tier={"max_drop_db": 0.1})
 
 
+@pytest.mark.parametrize("calib", [{"degradation": "none"}, {"tensors": "c.npy"}])
+def test_drop_refinement_loss_without_hr_is_refused(calib: dict) -> None:
+    _recipe(calib, refine={"steps": 4, "loss": "psnr"})  # label-free losses need no HR
+    _recipe(calib, refine={"steps": 0, "loss": "drop"})  # no refinement, nothing to refuse
+    with pytest.raises(RecipeError, match=re.escape("quant.refine.loss: drop weighs each patch by fp32's error")):
+        _recipe(calib, refine={"steps": 4, "loss": "drop"})
+
+
 def test_dumped_tensors_recipe_loads_again() -> None:
     r = recipe_from_dict({"name": "t", "model": {"path": "x.pt"}, "calib": {"tensors": "c.npy"}})
     assert recipe_from_dict(r.to_dict()) == r
