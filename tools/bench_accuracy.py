@@ -104,8 +104,10 @@ def evaluate(folder: Path, pairs: list, scale: int, threads: int) -> dict[str, A
         x = np.ascontiguousarray(p.lr.transpose(2, 0, 1)[None], dtype=np.float32)
         tier = sel.route(float(complexity(x)[0])) if sel is not None else plan.default_tier
         ref = psnr_y(fp32.infer(x)[0].transpose(1, 2, 0), p.hr, scale)
-        got = psnr_y(tiers.get(tier, tiers[min(tiers)]).infer(x)[0].transpose(1, 2, 0), p.hr, scale)
-        images.append(dict(image=p.name, tier=tier, fp32=ref, deployed=got, drop=ref - got))
+        # every tier on every image (adaptive plans): what each tier loses on content it was not routed
+        each = {t: ref - psnr_y(r.infer(x)[0].transpose(1, 2, 0), p.hr, scale) for t, r in tiers.items()}
+        drop = each.get(tier, each[min(each)])
+        images.append(dict(image=p.name, tier=tier, fp32=ref, deployed=ref - drop, drop=drop, tier_drops=each))
     usage: dict[int, int] = {}
     for im in images:
         usage[im["tier"]] = usage.get(im["tier"], 0) + 1
@@ -116,6 +118,8 @@ def evaluate(folder: Path, pairs: list, scale: int, threads: int) -> dict[str, A
         usage={str(k): v for k, v in sorted(usage.items())},
         fab=cost.fab(plan, shares, "ort"),
         tier_fab=tier_fab,
+        default_tier=plan.default_tier,
+        tier_mean_drop={str(t): float(np.mean([im["tier_drops"][t] for im in images])) for t in tiers},
         bitops_g=cost.bitops(plan, shares, "ort") / 1e9,
         refinement=plan.provenance.refinement,
     )
@@ -182,11 +186,18 @@ def target_notes(rows: list[dict[str, Any]]) -> list[str]:
     """Issue 16's targets, read off one model's rows (those present)."""
     by = {r["name"]: r for r in rows}
     out = []
-    for name in (RECIPE_ROW,):
-        if name in by:
-            secs = by[name]["calibration_s"]
-            out.append(f"Target calibration + refinement <= 60 s ({name}): {secs:.1f} s "
-                       f"({'met' if secs <= 60 else 'not met'}).")  # fmt: skip
+    if RECIPE_ROW in by:
+        r = by[RECIPE_ROW]
+        secs = r["calibration_s"]
+        out.append(f"Target calibration + refinement <= 60 s ({RECIPE_ROW}): {secs:.1f} s "
+                   f"({'met' if secs <= 60 else 'not met'}).")  # fmt: skip
+        each = ", ".join(f"tier {t} {d:.3f} dB" for t, d in sorted(r["tier_mean_drop"].items()))
+        base = r["tier_mean_drop"][str(r["default_tier"])]
+        out.append(
+            f"Each tier of {RECIPE_ROW} on every image (not only those routed to it): {each}. Target base tier "
+            f"(tier {r['default_tier']}) on content never used for calibration <= 0.30 dB: {base:.3f} dB "
+            f"({'met' if base <= 0.30 else 'not met'})."
+        )
     static = [r for n, r in by.items() if n in ("W4A4 minmax", "W4A4 DAQ (static)")]
     adaptive = [r for n, r in by.items() if n.startswith("W4A4 AdaBM") and r["fab"] is not None and r["fab"] <= 4.2]
     if static and adaptive:
