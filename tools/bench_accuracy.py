@@ -42,6 +42,9 @@ FLAT_HIGH_40["target_fab"] = 4.0
 MEASURED_LAYERS = {"enabled": True, "layer_map": "sensitivity", "layer_extra_bits": 0.2, "image_bits": False}
 W4A4_ADABM = dict(weight_bits=4, act_bits=4, method="adabm")
 RECIPE_ROW = "W4A4 AdaBM + refine (int4_adabm recipe)"
+# DAQ as published (per-image, per-channel activation statistics; not deployable as static Q/DQ): the static
+# DAQ build's weights, in PyTorch against the PyTorch fp32 model (quant/daq_dynamic.py)
+DYNAMIC_ROW = "W4A4 DAQ dynamic (simulation in PyTorch)"
 
 
 def recipe_quant_of(name: str) -> dict[str, Any]:
@@ -58,6 +61,7 @@ WITH_WEIGHTS = dict(RECIPE, refine=dict(RECIPE["refine"], learn_weights=True))
 CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("W4A4 minmax", dict(weight_bits=4, act_bits=4, method="minmax", weight_method="minmax")),
     ("W4A4 DAQ (static)", dict(weight_bits=4, act_bits=4, method="daq")),
+    (DYNAMIC_ROW, dict(weight_bits=4, act_bits=4, method="daq")),
     ("W4A4 AdaBM busy-high (AdaBM's maps)", dict(weight_bits=4, act_bits=4, method="adabm", adaptive=ADAPTIVE)),
     ("W4A4 AdaBM busy-high tier only", dict(weight_bits=4, act_bits=4, method="adabm", adaptive=BUSY_HIGH_ONLY)),
     ("W4A4 AdaBM flat-high, FAB 4.0", dict(weight_bits=4, act_bits=4, method="adabm", adaptive=FLAT_HIGH_40)),
@@ -125,6 +129,35 @@ def evaluate(folder: Path, pairs: list, scale: int, threads: int) -> dict[str, A
     )
 
 
+def evaluate_dynamic(folder: Path, pairs: list, scale: int, bits: int) -> dict[str, Any]:
+    """Per image: Y-PSNR of the PyTorch fp32 deploy-form model and of dynamic DAQ on the plan's weights."""
+    import torch
+
+    from srdeploy.models.deploy_form import load_deploy_model
+    from srdeploy.quant.daq_dynamic import simulate_daq_dynamic
+    from srdeploy.quant.plan_io import load_plan
+
+    model, plan = load_deploy_model(folder), load_plan(folder / "plan.json")
+    dyn, images = simulate_daq_dynamic(model, plan, bits).eval(), []
+    with torch.no_grad():
+        for p in pairs:
+            x = torch.from_numpy(np.ascontiguousarray(p.lr.transpose(2, 0, 1)[None], dtype=np.float32))
+            ref = psnr_y(model.module.eval()(x)[0].clamp(0, 1).numpy().transpose(1, 2, 0), p.hr, scale)
+            got = psnr_y(dyn(x)[0].clamp(0, 1).numpy().transpose(1, 2, 0), p.hr, scale)
+            images.append(dict(image=p.name, tier=0, fp32=ref, deployed=got, drop=ref - got, tier_drops={0: ref - got}))
+    drops = [im["drop"] for im in images]
+    return dict(
+        images=images,
+        usage={"0": len(images)},
+        fab=float(bits),
+        tier_fab={"0": float(bits)},
+        default_tier=0,
+        tier_mean_drop={"0": float(np.mean(drops))},
+        bitops_g=cost.bitops(plan, {0: 1.0}, "ort") / 1e9,
+        refinement=None,
+    )
+
+
 def run_config(model: str, name: str, quant: dict[str, Any], pairs: list, args: argparse.Namespace) -> dict:
     recipe = recipe_for(model, name, quant, args)
     t0 = time.perf_counter()
@@ -132,7 +165,10 @@ def run_config(model: str, name: str, quant: dict[str, Any], pairs: list, args: 
     wall = time.perf_counter() - t0
     secs = result.seconds
     calib = sum(secs.get(k, 0.0) for k in ("equalize", "calibrate", "refine"))
-    row = evaluate(result.out_dir, pairs, result.plan.model.scale, args.threads)
+    if name == DYNAMIC_ROW:
+        row = evaluate_dynamic(result.out_dir, pairs, result.plan.model.scale, quant["act_bits"])
+    else:
+        row = evaluate(result.out_dir, pairs, result.plan.model.scale, args.threads)
     drops = [im["drop"] for im in row["images"]]
     row.update(
         name=name,
@@ -229,10 +265,12 @@ def main() -> None:
     ap.add_argument("--patch", type=int, default=48)
     ap.add_argument("--budget", type=float, default=60.0, help="calib.time_budget_s of every build")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--only", default=None, help="comma-separated method names to run (default: all)")
+    ap.add_argument(
+        "--only", default=None, help="method names to run, separated by semicolons (names hold commas; default: all)"
+    )
     ap.add_argument("--json", type=Path, default=Path("docs/results/accuracy_w4.json"))
     args = ap.parse_args()
-    chosen = [c for c in CONFIGS if args.only is None or c[0] in args.only.split(",")]
+    chosen = [c for c in CONFIGS if args.only is None or c[0] in args.only.split(";")]
     categories = image_categories(args.dataset)
     doc: dict[str, Any] = dict(
         title="W4A4 accuracy: min/max, DAQ static, AdaBM (adaptive tiers over DAQ ranges), refinement",
@@ -253,7 +291,8 @@ def main() -> None:
     doc["notes"] += [
         f"{n} of the {args.dataset} set's images (every {args.image_stride}. one), {args.patches} calibration "
         f"patches of {args.patch} px, calib.time_budget_s {args.budget}.",
-        "Deployed = ONNX Runtime CPU running the ort profile's graphs; fp32 = fp32.onnx on the same runtime.",
+        "Deployed = ONNX Runtime CPU running the ort profile's graphs; fp32 = fp32.onnx on the same runtime. "
+        f"{DYNAMIC_ROW} (not deployable: per-image, per-channel scales) compares PyTorch with PyTorch fp32.",
         f"Load average at the end (2 cores shared with other jobs): {os.getloadavg()}.",
         *[n for rows in doc["results"].values() for n in target_notes(rows)],
     ]
