@@ -55,15 +55,16 @@ class Recipe(_Section):
 
     @model_validator(mode="after")
     def _hr_where_needed(self) -> Recipe:
-        # The float tier measures each candidate patch's INT8 PSNR drop against its HR crop: refuse, not skip.
-        if self.quant.float_tier.max_drop_db > 0 and not self.calib.has_hr:
-            what = "calib.tensors" if self.calib.tensors else "calib.degradation: none"
+        # The float tier and the refinement's drop loss measure against each patch's HR crop: refuse, not skip.
+        if self.calib.has_hr:
+            return self
+        what = "calib.tensors" if self.calib.tensors else "calib.degradation: none"
+        if self.quant.float_tier.max_drop_db > 0:
             raise ValueError(
                 f"quant.float_tier.max_drop_db > 0 needs HR images behind the calibration patches and {what} "
                 "has none: set max_drop_db to 0, or calibrate on HR images (calib.degradation: bicubic)"
             )
-        if self.quant.refine.steps and self.quant.refine.loss == "drop" and not self.calib.has_hr:
-            what = "calib.tensors" if self.calib.tensors else "calib.degradation: none"
+        if self.quant.refine.steps and self.quant.refine.loss == "drop":
             raise ValueError(
                 f"quant.refine.loss: drop weighs each patch by fp32's error against its HR crop and {what} has "
                 "no HR images: use loss: psnr or l1, or calibrate on HR images (calib.degradation: bicubic)"

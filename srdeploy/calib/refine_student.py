@@ -22,7 +22,7 @@ from srdeploy.quant import sites
 from srdeploy.quant.apply import apply_plan
 from srdeploy.quant.grid import fake_quant_range_torch, fake_quant_torch, fp16_representable_torch
 from srdeploy.quant.plan import QuantPlan
-from srdeploy.quant.simulate import attach_activation_quantizers
+from srdeploy.quant.simulate import attach_activation_quantizers, attach_site
 
 
 class BitContext:
@@ -128,29 +128,18 @@ def make_student(module: nn.Module, plan: QuantPlan, profile: str) -> Student:
         r = ranges[site_name]
         offset = int(plan.bits.layer_offsets.get(weight, 0))
         grid = grid_of(r.nonnegative, plan.bits.bits(weight, plan.default_tier))
-        acts[weight] = q = ActQuant(r.lo, r.hi, grid, plan.bits.base, offset, ctx)
-        named[sites.module_of(weight)].register_forward_pre_hook(lambda _m, a, q=q: (q(a[0]), *a[1:]))
+        acts[weight] = ActQuant(r.lo, r.hi, grid, plan.bits.base, offset, ctx)
     # a site that takes over a learned site's grid (ort: the conv output feeding that conv) uses its quantizer
     tied = {s: acts[body[r.reuse]] for s, r in ranges.items() if r.reuse in body}
-    for site_name, q in tied.items():
-        _attach(named, site_name, q)
+    learned = {**{s: acts[w] for s, w in body.items()}, **tied}
+    handles = [attach_site(named, s, q) for s, q in sorted(learned.items())]
     default = plan.tier(plan.default_tier).sites(profile)
-    fixed: Mapping = {s: spec for s, spec in default.items() if s not in body and s not in tied}
-    handles = attach_activation_quantizers(net, fixed, ste=True)  # gradients cross conv outputs (ort)
+    fixed: Mapping = {s: spec for s, spec in default.items() if s not in learned}
+    handles += attach_activation_quantizers(net, fixed, ste=True)  # gradients cross conv outputs (ort)
     b = plan.bits  # the bit tiers as the selector routes them (the float tier comes after refinement)
     adaptive = len(b.tier_offsets) > 1 and len(b.thresholds) == len(b.tier_offsets) - 1
     th = nn.Parameter(torch.tensor(b.thresholds, dtype=torch.float32)) if adaptive else None
     return Student(net, acts, weights, ctx, th, tuple(b.tier_offsets) if adaptive else (0,), handles)
-
-
-def _attach(named: Mapping[str, nn.Module], site_name: str, q: nn.Module) -> None:
-    key, kind = sites.parse(site_name)
-    if kind == sites.OUTPUT:
-        named[sites.module_of(key)].register_forward_hook(lambda _m, _a, out: q(out))
-    elif kind == sites.INPUT:
-        named[sites.module_of(key)].register_forward_pre_hook(lambda _m, a: (q(a[0]), *a[1:]))
-    else:
-        raise ValueError(f"site {site_name} cannot take over a conv input's grid")
 
 
 def image_offsets(c: torch.Tensor, thresholds: torch.Tensor | None, tier_offsets: tuple[int, ...]) -> torch.Tensor:

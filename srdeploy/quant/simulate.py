@@ -5,9 +5,9 @@ This is the ground truth the emitted graphs must reproduce (to rounding) for a g
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from srdeploy.errors import PlanError
@@ -18,30 +18,26 @@ from srdeploy.quant.plan import QuantPlan
 from srdeploy.quant.spec import QuantSpec
 
 
+def attach_site(named: Mapping[str, nn.Module], site_name: str, fn: Callable[[Tensor], Tensor]) -> RemovableHandle:
+    """Hook ``fn`` onto the tensor a site names: a conv's input or output, or a residual add's skip operand."""
+    key, kind = sites.parse(site_name)
+    target = named.get(key if kind == sites.SKIP else sites.module_of(key))
+    if target is None:
+        raise PlanError(f"site '{site_name}' names no module of the model", "the plan was made for another model")
+    if kind == sites.INPUT:
+        return target.register_forward_pre_hook(lambda _m, a: (fn(a[0]), *a[1:]))
+    if kind == sites.OUTPUT:
+        return target.register_forward_hook(lambda _m, _a, out: fn(out))
+    return target.register_forward_pre_hook(lambda _m, a: (a[0], fn(a[1])))
+
+
 def attach_activation_quantizers(
     module: nn.Module, specs: Mapping[str, QuantSpec], ste: bool = False
 ) -> list[RemovableHandle]:
     """Register hooks that fake-quantize each site; returns the hook handles. ``ste``: straight-through
     rounding, so that gradients cross these sites (training through fixed quantizers)."""
     named = dict(module.named_modules())
-    handles = []
-    for site_name in sorted(specs):
-        spec = specs[site_name]
-        key, kind = sites.parse(site_name)
-        target = named.get(key if kind == sites.SKIP else sites.module_of(key))
-        if target is None:
-            raise PlanError(f"site '{site_name}' names no module of the model", "the plan was made for another model")
-        if kind == sites.INPUT:
-            handles.append(
-                target.register_forward_pre_hook(lambda _m, a, q=spec: (q.fake_quant_torch(a[0], ste), *a[1:]))
-            )
-        elif kind == sites.OUTPUT:
-            handles.append(target.register_forward_hook(lambda _m, _a, out, q=spec: q.fake_quant_torch(out, ste)))
-        else:
-            handles.append(
-                target.register_forward_pre_hook(lambda _m, a, q=spec: (a[0], q.fake_quant_torch(a[1], ste)))
-            )
-    return handles
+    return [attach_site(named, name, lambda x, q=specs[name]: q.fake_quant_torch(x, ste)) for name in sorted(specs)]
 
 
 def simulate(

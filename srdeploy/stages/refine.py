@@ -31,11 +31,14 @@ def refine_step(ctx: BuildContext, plan: QuantPlan) -> QuantPlan:
             return plan
         ctx.reports["refinement"] = dict(steps=0, stopped=skipped, kept="calibrated start")
         return replace(plan, provenance=replace(plan.provenance, refinement=ctx.reports["refinement"]))
-    patches = calib_patches(r.calib, ctx.model.scale, rc.patch_size, rc.patches, r.seed + 1, "quant.refine.patch_size")
     fp32_err = None
-    if rc.loss == "drop":  # the recipe check made sure the calibration set has HR images
-        _, hr = sr_patches(r.calib.source, ctx.model.scale, rc.patch_size, rc.patches, r.seed + 1)
+    if rc.loss == "drop":  # the recipe check made sure the calibration set has HR images: the same LR crops
+        patches, hr = sr_patches(r.calib.source, ctx.model.scale, rc.patch_size, rc.patches, r.seed + 1)
         fp32_err = fp32_errors(ctx.model.module, patches, hr)
+    else:
+        patches = calib_patches(
+            r.calib, ctx.model.scale, rc.patch_size, rc.patches, r.seed + 1, "quant.refine.patch_size"
+        )
     with ctx.stage("refine", "refine (label-free, vs fp32)", total=rc.steps) as advance:
         # the student simulates the recipe's first profile (its grid kinds); the result serves every profile
         result = refine(ctx.model.module, plan, patches, rc, r.export.profiles[0], r.seed, left, advance, fp32_err)
