@@ -1,15 +1,18 @@
 #!/usr/bin/env python
-"""7-bit vs 8-bit weights in the ONNX Runtime graph, on the CPU this runs on (issue 12, item 4).
+"""7-bit vs 8-bit weights (int8, or uint8 for the u8 x u8 kernels) in the ONNX Runtime graph, on the CPU this
+runs on (issue 12, item 4).
 
     python tools/bench_weight_bits.py --out docs/results
 
 The ``ort`` profile puts weights on a 7-bit grid (|q| <= 63) so that ONNX Runtime's u8 x s8 kernels cannot
 saturate their 16-bit pair sums on AVX2-only CPUs. This measures what that costs where it is not needed (a
-VNNI CPU) or what it saves (an AVX2-only CPU): the default recipe (recipes/int8_edsr_x4.yaml) is built once
-with the ``ort`` profile and ``ort8``, the same layout with 8-bit weights (registered here only, not a
-shipped profile), validated on the recipe's eval set (mean and worst-image Y-PSNR drop vs fp32 with the
-build's tier routing, simulation agreement), and both graphs are timed round-robin in ONNX Runtime and
-OpenVINO at one LR size. Writes weight_bits_<vnni|avx2>.json (machine, command, tables).
+VNNI CPU) or what it saves (an AVX2-only CPU), against the other saturation-safe layout, 8-bit weights stored
+as uint8 (the shipped ``ort_u8u8`` profile: ONNX Runtime's u8 x u8 kernels): the default recipe
+(recipes/int8_edsr_x4.yaml) is built once with the ``ort`` profile, ``ort8`` (the same layout with 8-bit int8
+weights, registered here only, not a shipped profile) and ``ort_u8u8``, validated on the recipe's eval set
+(mean and worst-image Y-PSNR drop vs fp32 with the build's tier routing, simulation agreement), and the
+graphs are timed round-robin in ONNX Runtime and OpenVINO at one LR size. Writes weight_bits_<vnni|avx2>.json
+(machine, command, tables).
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ from srdeploy.pipeline import build  # noqa: E402
 from srdeploy.recipe import load_recipe  # noqa: E402
 
 VARIANT = "ort8"
+U8U8 = "ort_u8u8"
+LABELS = {"ort": "7-bit int8 (ort profile)", VARIANT: "8-bit int8 (ort8 variant)", U8U8: "8-bit uint8 (ort_u8u8)"}
+GRAPHS = {"ort": "7-bit", VARIANT: "8-bit", U8U8: "8-bit u8"}
 
 
 def register_variant() -> None:
@@ -47,7 +53,7 @@ def register_variant() -> None:
 def accuracy_rows(report: dict[str, Any]) -> list[list[Any]]:
     fp32 = {r["image"]: r["psnr_y"] for r in report["images"] if r["execution"] == "fp32"}
     rows = []
-    for profile, label in (("ort", "7-bit (ort profile)"), (VARIANT, "8-bit (ort8 variant)")):
+    for profile, label in LABELS.items():
         execution = f"onnxruntime:{profile}"
         s = next(r for r in report["summary"] if r["execution"] == execution)
         drops = {r["image"]: fp32[r["image"]] - r["psnr_y"] for r in report["images"] if r["execution"] == execution}
@@ -60,11 +66,7 @@ def speed_rows(folder: Path, size: int, threads: int, repeats: int) -> list[list
     from srdeploy.backends.openvino import OpenVinoRunner
     from srdeploy.backends.ort import OrtRunner
 
-    graphs = {
-        "fp32": folder / "fp32.onnx",
-        "7-bit": folder / "ort" / "model.onnx",
-        "8-bit": folder / VARIANT / "model.onnx",
-    }
+    graphs = {"fp32": folder / "fp32.onnx", **{name: folder / p / "model.onnx" for p, name in GRAPHS.items()}}
     infers = {}
     for name, path in graphs.items():
         infers[f"ORT {name}"] = OrtRunner(path, threads=threads, mem_arena=False).infer
@@ -74,7 +76,7 @@ def speed_rows(folder: Path, size: int, threads: int, repeats: int) -> list[list
     rows = []
     for runtime in ("ORT", "OpenVINO"):
         base = times[f"{runtime} fp32"]
-        for name in ("7-bit", "8-bit"):
+        for name in GRAPHS.values():
             ms = times[f"{runtime} {name}"]
             rows.append([runtime, name, ms, base / ms])
     return rows
@@ -89,7 +91,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="folder for weight_bits_<isa>.json (default: print only)")
     args = ap.parse_args()
     register_variant()
-    recipe = load_recipe(args.recipe, [f"export.profiles=[ort, {VARIANT}]"])
+    recipe = load_recipe(args.recipe, [f"export.profiles=[{', '.join(LABELS)}]"])
     machine = machine_info()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,8 +100,8 @@ def main() -> None:
         speed = speed_rows(result.out_dir, args.size, args.threads, args.repeats)
     isa = "vnni" if machine.get("vnni") else "avx2"
     doc = dict(
-        title=f"ONNX Runtime graph weights: 7-bit vs 8-bit on this CPU ({'VNNI' if isa == 'vnni' else 'AVX2 only'}) "
-        "(tools/bench_weight_bits.py)",
+        title="ONNX Runtime graph weights: 7-bit vs 8-bit vs uint8 on this CPU "
+        f"({'VNNI' if isa == 'vnni' else 'AVX2 only'}) (tools/bench_weight_bits.py)",
         order=31,
         command="python tools/bench_weight_bits.py " + " ".join(sys.argv[1:]),
         machine=machine,
@@ -120,7 +122,8 @@ def main() -> None:
         ],
         notes=[
             "ort8 = the ort profile with max_weight_bits=8, registered by this script only. Same plan, same "
-            "activation grids; only the weight grid differs.",
+            "activation grids; only the weight grid differs. ort_u8u8 holds the same 8-bit grid as ort8, as "
+            "q + 128 with zero point 128 (ONNX Runtime then fuses QLinearConv with uint8 weights).",
             "Load average at the end (1, 5, 15 min; 2 cores): " + ", ".join(f"{x:.1f}" for x in os.getloadavg()),
         ],
     )

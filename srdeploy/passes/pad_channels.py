@@ -37,8 +37,10 @@ def _padded(values: np.ndarray, n: int, fill: float) -> np.ndarray:
 
 
 def _pad_dq(dq: gs.Node, n: int) -> None:
-    """Pad the DQ's data, scale and zero point; the constants keep their names (the plan's weight names)."""
-    for i, fill in enumerate((0, 1.0, 0)):
+    """Pad the DQ's data, scale and zero point; the constants keep their names (the plan's weight names). The
+    padded data sit at the zero point (uint8 weights: 128), so the padded filters are zero."""
+    zero = np.asarray(dq.inputs[2].values).reshape(-1)[0]
+    for i, fill in enumerate((zero, 1.0, zero)):
         dq.inputs[i] = gs.Constant(dq.inputs[i].name, _padded(dq.inputs[i].values, n, fill))
 
 

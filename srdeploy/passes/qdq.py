@@ -129,10 +129,14 @@ def quantize_weights(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, result:
         if not layer.quantized:
             result.skip(layer.weight, layer.reason)
             continue
-        spec = get_profile(opts.profile).weight_spec(plan.weights[layer.weight])
-        # int8 here; weights of <= 4 bits are repacked as INT4 after export when the emission asks (int4.py).
-        qt = _const(layer.weight, spec.quantize(values).astype(np.int8))
-        zp = _const(f"{layer.weight}.zero_point", np.zeros(spec.scale.shape, np.int8))
+        profile = get_profile(opts.profile)
+        spec = profile.weight_spec(plan.weights[layer.weight])
+        # int8 (or uint8 q + 128) here; weights of <= 4 bits are repacked as INT4 after export when the
+        # emission asks (int4.py).
+        container = profile.weight_container
+        offset = 0 if container is np.int8 else 128
+        qt = _const(layer.weight, (spec.quantize(values).astype(np.int16) + offset).astype(container))
+        zp = _const(f"{layer.weight}.zero_point", np.full(spec.scale.shape, offset, container))
         result.note(f"int{spec.bits}_weight")
         scale = _const(f"{layer.weight}.scale", spec.scale.astype(np.float32))
         dq_out = gs.Variable(f"{layer.weight}.dequantized", dtype=np.float32, shape=list(values.shape))

@@ -36,6 +36,9 @@ class Profile:
     validation_note: str  # how validation executes it here
     lint: str | None = None  # static checker run on every graph ("tensorrt")
     max_weight_bits: int = 8  # weight grids wider than this are narrowed (per channel) for this profile
+    # integer dtype of the weight initializers: int8 (zero point 0), or uint8 holding q + 128 with zero point 128
+    # (the same grid; ONNX Runtime then runs its u8 x u8 kernels, which widen to 16 bits before multiplying)
+    weight_container: type = np.int8
     cpu_without: str | None = None  # the runtime prefers this profile on CPUs lacking this feature ("vnni")
     ir: str | None = None  # also write the graph in this runtime's own format ("openvino": model.xml + .bin)
     # the network output computed by a quantized conv (directly, or through a per-channel affine 1x1 conv that
