@@ -34,8 +34,16 @@ class AdaptiveSection(Section):
     # which content gets the extra bit: the busiest (AdaBM's map) or the flattest (calib/bits.py)
     image_order: Literal["busy_high", "flat_high"] = "busy_high"
     target_fab: float | None = Field(None, ge=2, le=8, description="highest expected FAB on the calibration patches")
+    # the tiers above the base (positive image offset) keep the residual stream float (calib/tiers.py)
+    high_tier_float_residuals: bool = Field(False, description="no Q/DQ on residual Adds in the tiers above the base")
 
     _check_percentiles = field_validator("layer_percentiles", "image_percentiles")(_ordered_percentiles)
+
+    @model_validator(mode="after")
+    def _float_residuals_need_image_tiers(self) -> AdaptiveSection:
+        if self.high_tier_float_residuals and not self.image_bits:
+            raise ValueError("high_tier_float_residuals applies to image tiers: set image_bits: true or remove it")
+        return self
 
     @model_validator(mode="after")
     def _sensitivity_keys_need_the_map(self) -> AdaptiveSection:

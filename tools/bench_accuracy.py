@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from srdeploy.bench import interleaved_ms
 from srdeploy.buildfolder import BuildFolder
 from srdeploy.calib.complexity import complexity
 from srdeploy.data.sets import image_categories, load_pairs
@@ -32,6 +33,7 @@ from srdeploy.recipe import load_recipe, recipe_from_dict
 from srdeploy.validate import cost
 from srdeploy.validate.metrics import psnr_y
 
+LATENCY_SIZE = 256  # LR side at which every tier graph and fp32.onnx are timed in ONNX Runtime (interleaved)
 ADAPTIVE = {"enabled": True, "target_fab": 4.0}  # AdaBM's maps: layer offsets, busiest content +1, flattest -1
 # the previous int4_adabm recipe: base tier = the static DAQ plan, the busiest patches (up to FAB 4.2) +1 bit
 BUSY_HIGH_ONLY = {"enabled": True, "layer_bits": False, "image_percentiles": (0.0, 80.0), "target_fab": 4.2}
@@ -57,6 +59,10 @@ def recipe_quant_of(name: str) -> dict[str, Any]:
 # the int4_adabm recipe's refinement with the weight clips learned too (the recipe learns activation clips only)
 RECIPE = recipe_quant_of("int4_adabm.yaml")
 WITH_WEIGHTS = dict(RECIPE, refine=dict(RECIPE["refine"], learn_weights=True))
+# the recipe with the flat tier's residual stream on its 8-bit grids like the base tier's
+QUANTIZED_STREAM = dict(RECIPE, adaptive=dict(RECIPE["adaptive"], high_tier_float_residuals=False))
+W8A6 = recipe_quant_of("w8a6_adabm.yaml")
+W8A6_QUANTIZED_STREAM = dict(W8A6, adaptive=dict(W8A6["adaptive"], high_tier_float_residuals=False))
 
 CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("W4A4 minmax", dict(weight_bits=4, act_bits=4, method="minmax", weight_method="minmax")),
@@ -67,9 +73,11 @@ CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("W4A4 AdaBM flat-high, FAB 4.0", dict(weight_bits=4, act_bits=4, method="adabm", adaptive=FLAT_HIGH_40)),
     ("W4A4 AdaBM measured layer bits, FAB 4.2", dict(W4A4_ADABM, adaptive=MEASURED_LAYERS)),
     ("W4A4 AdaBM, int4_adabm without refinement", dict(RECIPE, refine={"steps": 0})),
+    ("W4A4 AdaBM + refine, flat tier's residual stream quantized", QUANTIZED_STREAM),
     (RECIPE_ROW, RECIPE),
     ("W4A4 AdaBM + refine, weight clips too", WITH_WEIGHTS),
-    ("W8A6 AdaBM + refine (w8a6_adabm recipe)", recipe_quant_of("w8a6_adabm.yaml")),
+    ("W8A6 AdaBM + refine, flat tier's residual stream quantized", W8A6_QUANTIZED_STREAM),
+    ("W8A6 AdaBM + refine (w8a6_adabm recipe)", W8A6),
 ]
 
 
@@ -117,7 +125,11 @@ def evaluate(folder: Path, pairs: list, scale: int, threads: int) -> dict[str, A
         usage[im["tier"]] = usage.get(im["tier"], 0) + 1
     shares = {t: n / len(images) for t, n in usage.items()}
     tier_fab = {str(t.index): round(cost.fab(plan, {t.index: 1.0}, "ort") or 0.0, 3) for t in plan.tiers}
+    x = np.random.default_rng(0).random((1, 3, LATENCY_SIZE, LATENCY_SIZE), dtype=np.float32)
+    runs = {"fp32": fp32.infer, **{str(t): r.infer for t, r in tiers.items()}}
+    ms = {k: round(float(np.median(v)), 1) for k, v in interleaved_ms(runs, x, warmup=1, repeats=3).items()}
     return dict(
+        tier_ms=ms,
         images=images,
         usage={str(k): v for k, v in sorted(usage.items())},
         fab=cost.fab(plan, shares, "ort"),
@@ -187,7 +199,16 @@ def run_config(model: str, name: str, quant: dict[str, Any], pairs: list, args: 
 def tables(model: str, rows: list[dict], categories: dict[str, str]) -> list[dict[str, Any]]:
     main = dict(
         caption=f"{model}: deployed ort graphs vs fp32.onnx (Y-PSNR drop, dB)",
-        columns=["method", "mean drop", "worst-image drop", "worst image", "FAB", "BitOPs (G)", "calibration (s)"],
+        columns=[
+            "method",
+            "mean drop",
+            "worst-image drop",
+            "worst image",
+            "FAB",
+            "BitOPs (G)",
+            "calibration (s)",
+            f"ORT ms per tier ({LATENCY_SIZE}² LR; fp32)",
+        ],
         rows=[
             [
                 r["name"],
@@ -197,6 +218,7 @@ def tables(model: str, rows: list[dict], categories: dict[str, str]) -> list[dic
                 f"{r['fab']:.2f}",
                 f"{r['bitops_g']:.1f}",
                 f"{r['calibration_s']:.1f}",
+                ", ".join(f"{k}: {v:.0f}" for k, v in r.get("tier_ms", {}).items()) or "–",
             ]
             for r in rows
         ],

@@ -79,7 +79,8 @@ def _range(path: Path, where: str, d: Any) -> ActRange:
         raise _bad(path, f"{where}: the interval [{lo}, {hi}] is empty")
     if reuse is not None and not isinstance(reuse, str):
         raise _bad(path, f"{where}: reuse must be a site name")
-    return ActRange(float(lo), float(hi), nonnegative=bool(d.get("nonnegative", False)), reuse=reuse)
+    residual = bool(d.get("residual", False))
+    return ActRange(float(lo), float(hi), nonnegative=bool(d.get("nonnegative", False)), reuse=reuse, residual=residual)
 
 
 def _bits(path: Path, d: Any) -> BitMap:
@@ -92,6 +93,7 @@ def _bits(path: Path, d: Any) -> BitMap:
             tier_offsets=tuple(int(v) for v in d["tier_offsets"]),
             thresholds=tuple(float(v) for v in d["thresholds"]),
             statistic=str(d["statistic"]),
+            float_residual_tiers=tuple(int(v) for v in d.get("float_residual_tiers", ())),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _bad(path, f"bits are malformed ({type(exc).__name__}: {exc})") from None
@@ -99,6 +101,8 @@ def _bits(path: Path, d: Any) -> BitMap:
         raise _bad(path, "bits: tier_offsets and thresholds do not match")
     if not all(2 <= b <= 8 for b in (bits.base, bits.weight_bits, bits.skip_bits)):
         raise _bad(path, "bits: base, weight_bits and skip_bits must lie in 2..8")
+    if not all(0 <= t < len(bits.tier_offsets) for t in bits.float_residual_tiers):
+        raise _bad(path, "bits: float_residual_tiers must name tiers of tier_offsets")
     return bits
 
 

@@ -7,6 +7,7 @@ grids then follow from the ranges (calib/tiers.py).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ def allocate_bits(
         return bit_alloc.fixed(q.act_bits, q.weight_bits, q.skip_bits)
     body = [x.weight for x in layers if x.quantized and x.role == "body"]
     layer_std = {w: float(np.mean(stats[sites.site(w, sites.INPUT)].img_std)) for w in body}
-    return bit_alloc.adabm(
+    bits = bit_alloc.adabm(
         q.act_bits,
         layer_std,
         complexity(patches),
@@ -50,6 +51,9 @@ def allocate_bits(
         target_fab=q.adaptive.target_fab,
         layer_offsets=layer_offsets,
     )
+    if not q.adaptive.high_tier_float_residuals:
+        return bits
+    return replace(bits, float_residual_tiers=tuple(t for t, o in enumerate(bits.tier_offsets) if o > 0))
 
 
 def estimate_ranges(
@@ -81,7 +85,9 @@ def estimate_ranges(
             b = site_bits(name, roles, bits, bits.default_tier)
             nonnegative = st.nonnegative or relu
             lo, hi = fn(st, b, grid_of(nonnegative, b), options)
-            ranges[name] = ActRange(0.0 if relu else float(lo), float(hi), nonnegative=nonnegative)
+            ranges[name] = ActRange(
+                0.0 if relu else float(lo), float(hi), nonnegative=nonnegative, residual=name in ps.residual
+            )
         out[profile_name] = ranges
     return out
 

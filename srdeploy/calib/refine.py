@@ -22,7 +22,7 @@ from torch import nn
 
 from srdeploy.calib.calibrate import weight_specs
 from srdeploy.calib.complexity import complexity_torch
-from srdeploy.calib.refine_student import Student, image_offsets, make_student
+from srdeploy.calib.refine_student import Student, float_stream, image_offsets, make_student
 from srdeploy.calib.tiers import realize_tiers
 from srdeploy.models.common import ResidualAdd
 from srdeploy.quant import sites
@@ -81,10 +81,10 @@ class _Objective:
             h.remove()
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        self.student.ctx.image_offset = image_offsets(
-            complexity_torch(x), self.student.thresholds, self.student.tier_offsets
-        )
-        return self.student.module(x)
+        s, c = self.student, complexity_torch(x)
+        s.ctx.image_offset = image_offsets(c, s.thresholds, s.tier_offsets)
+        s.ctx.float_stream = float_stream(c, s.thresholds, s.float_residual_tiers)
+        return s.module(x)
 
     def distance(self, out: torch.Tensor, target: torch.Tensor, fp32_err: torch.Tensor | None) -> torch.Tensor:
         """The output distance. ``l1``: L1 on the 0-255 scale; ``psnr``: minus the mean per-patch PSNR vs fp32

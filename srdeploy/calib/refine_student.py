@@ -23,13 +23,16 @@ from srdeploy.quant.apply import apply_plan
 from srdeploy.quant.grid import fake_quant_range_torch, fake_quant_torch, fp16_representable_torch
 from srdeploy.quant.plan import QuantPlan
 from srdeploy.quant.simulate import attach_activation_quantizers, attach_site
+from srdeploy.quant.spec import QuantSpec
 
 
 class BitContext:
-    """Per-batch image bit offsets (one per sample), shared by all activation quantizers."""
+    """Per-batch image bit offsets (one per sample), shared by all activation quantizers, and which samples
+    are routed to a tier whose residual stream is float (bits.float_residual_tiers)."""
 
     def __init__(self) -> None:
         self.image_offset = torch.zeros(1)
+        self.float_stream = torch.zeros(1, dtype=torch.bool)
 
 
 class WeightQuant(nn.Module):
@@ -88,6 +91,7 @@ class Student:
     thresholds: nn.Parameter | None  # image complexity thresholds (adaptive plans)
     tier_offsets: tuple[int, ...] = (0,)  # the plan's image-to-bit offsets, one per tier (len thresholds + 1)
     handles: list = field(default_factory=list)
+    float_residual_tiers: tuple[int, ...] = ()  # tiers without grids on the residual stream
 
     def groups(self, learn_bits: bool, learn_weights: bool = True) -> dict[str, list[nn.Parameter]]:
         # weight and activation clips learn together (alternating them let one undo the other's gain on the
@@ -135,11 +139,36 @@ def make_student(module: nn.Module, plan: QuantPlan, profile: str) -> Student:
     handles = [attach_site(named, s, q) for s, q in sorted(learned.items())]
     default = plan.tier(plan.default_tier).sites(profile)
     fixed: Mapping = {s: spec for s, spec in default.items() if s not in learned}
-    handles += attach_activation_quantizers(net, fixed, ste=True)  # gradients cross conv outputs (ort)
     b = plan.bits  # the bit tiers as the selector routes them (the float tier comes after refinement)
+    stream = {s for s in fixed if b.float_residual_tiers and ranges[s].residual}
+    handles += attach_activation_quantizers(net, {s: q for s, q in fixed.items() if s not in stream}, ste=True)
+    # the residual stream: quantized unless the sample's tier leaves it float
+    handles += [attach_site(named, s, _StreamQuant(fixed[s], ctx)) for s in sorted(stream)]
     adaptive = len(b.tier_offsets) > 1 and len(b.thresholds) == len(b.tier_offsets) - 1
     th = nn.Parameter(torch.tensor(b.thresholds, dtype=torch.float32)) if adaptive else None
-    return Student(net, acts, weights, ctx, th, tuple(b.tier_offsets) if adaptive else (0,), handles)
+    offsets = tuple(b.tier_offsets) if adaptive else (0,)
+    return Student(net, acts, weights, ctx, th, offsets, handles, tuple(b.float_residual_tiers) if adaptive else ())
+
+
+class _StreamQuant:
+    """A residual-stream site's fixed grid (straight-through), skipped for samples in float-residual tiers."""
+
+    def __init__(self, spec: QuantSpec, ctx: BitContext) -> None:
+        self.spec, self.ctx = spec, ctx
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        q = self.spec.fake_quant_torch(x, True)
+        if not bool(self.ctx.float_stream.any()):
+            return q
+        return torch.where(self.ctx.float_stream.view(-1, *([1] * (x.dim() - 1))), x, q)
+
+
+def float_stream(c: torch.Tensor, thresholds: torch.Tensor | None, float_tiers: tuple[int, ...]) -> torch.Tensor:
+    """Per sample: is it routed (hard, by ``thresholds``) to a tier whose residual stream is float."""
+    if thresholds is None or not float_tiers:
+        return torch.zeros(len(c), dtype=torch.bool)
+    tier = (c.view(-1, 1) >= thresholds.detach().view(1, -1)).sum(1)
+    return torch.isin(tier, torch.tensor(float_tiers))
 
 
 def image_offsets(c: torch.Tensor, thresholds: torch.Tensor | None, tier_offsets: tuple[int, ...]) -> torch.Tensor:

@@ -29,6 +29,7 @@ class ProfileSites:
     reuse: Mapping[str, str] = field(default_factory=dict)  # output site -> consumer input site
     relu_outputs: frozenset[str] = frozenset()  # output sites calibrated on relu(output)
     fixed: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # sites with a set range (not calibrated)
+    residual: frozenset[str] = frozenset()  # skip operands and the conv outputs that are residual branches
 
 
 def global_residuals(graph: GraphInfo) -> set[str]:
@@ -46,6 +47,14 @@ def skip_sites(graph: GraphInfo, quantized: Iterable[str], residual_skips: str) 
         for path, add in sorted(graph.residuals.items())
         if add.branch in conv_outputs and not (skip_global and path in global_residuals(graph))
     ]
+
+
+def residual_sites(graph: GraphInfo, names: Iterable[str]) -> frozenset[str]:
+    """Of ``names``, the sites on the residual stream: skip operands, and the output of each conv whose output
+    is a residual Add's branch (an own grid, not a reused one)."""
+    branches = {add.branch for add in graph.residuals.values()}
+    stream = {sites.site(w, sites.OUTPUT) for w, conv in graph.convs.items() if conv.output in branches}
+    return frozenset(n for n in names if sites.parse(n)[1] == sites.SKIP or n in stream)
 
 
 def image_output_sites(layers: Sequence[LayerInfo], graph: GraphInfo) -> dict[str, tuple[float, float]]:
@@ -101,5 +110,8 @@ def plan_sites(
             names += outs
         fixed = image_output_sites(layers, graph) if profile.image_output_grid else {}
         names += list(fixed)
-        result[profile.name] = ProfileSites(tuple(sorted(names)), reuse, frozenset(relu), fixed)
+        own = [n for n in names if n not in reuse and n not in fixed]
+        result[profile.name] = ProfileSites(
+            tuple(sorted(names)), reuse, frozenset(relu), fixed, residual_sites(graph, own)
+        )
     return result

@@ -1,7 +1,9 @@
 """From the plan's decisions (bit map + calibrated ranges) to the grids of every site per tier and profile.
 
 A pure function of plan data, used by calibration, by refinement (new ranges and layer bits) and by
-``srdeploy emit``'s consistency check. AdaBM shares one range across tiers: only the bit-width changes.
+``srdeploy emit``'s consistency check. AdaBM shares one range across tiers: only the bit-width changes. A tier
+in ``bits.float_residual_tiers`` has no grid on the residual stream (ranges marked ``residual``): its residual
+Adds and the convs that feed them run in float there.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def profile_specs(
 ) -> dict[str, QuantSpec]:
     grid_of = get_profile(profile).activation_grid
     out: dict[str, QuantSpec] = {}
-    for name in sorted(n for n, r in ranges.items() if r.reuse is None):
+    float_stream = tier in bits.float_residual_tiers
+    for name in sorted(n for n, r in ranges.items() if r.reuse is None and not (float_stream and r.residual)):
         r = ranges[name]
         b = site_bits(name, roles, bits, tier)
         out[name] = spec_for_range(r.lo, r.hi, b, grid_of(r.nonnegative, b))

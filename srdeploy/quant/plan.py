@@ -112,7 +112,8 @@ class BitMap:
     maps), clamped to [2, 8]. Residual skips at ``skip_bits``, non-body convs and conv outputs at 8 bit.
     ``thresholds`` route an image or tile to a tier by ``statistic`` (len = tiers - 1, ascending).
     ``float_below``: images/tiles whose statistic is below it go to a float tier (index ``len(tier_offsets)``,
-    no quantization at all; stages/float_tier.py), ahead of every bit tier."""
+    no quantization at all; stages/float_tier.py), ahead of every bit tier. ``float_residual_tiers``: bit tiers
+    that leave the residual stream (skip operands and the conv outputs that are residual branches) float."""
 
     base: int = 8
     weight_bits: int = 8
@@ -122,6 +123,8 @@ class BitMap:
     thresholds: tuple[float, ...] = ()
     statistic: str = SELECTOR_STATISTIC
     float_below: float | None = None
+    # tiers whose residual stream stays float: no grid on the sites an ActRange marks ``residual``
+    float_residual_tiers: tuple[int, ...] = ()
 
     def bits(self, weight: str, tier: int) -> int:
         b = self.base + self.tier_offsets[tier] + self.layer_offsets.get(weight, 0)
@@ -167,12 +170,15 @@ class Selector:
 @dataclass(frozen=True)
 class ActRange:
     """The real interval an activation site was calibrated to, and what its grid kind depends on.
-    ``reuse``: the site whose grid this one takes over (ORT conv outputs feeding one quantized conv)."""
+    ``reuse``: the site whose grid this one takes over (ORT conv outputs feeding one quantized conv).
+    ``residual``: the site is on the residual stream (a residual Add's skip operand, or the conv output that is
+    its branch): BitMap.float_residual_tiers leave it float."""
 
     lo: float
     hi: float
     nonnegative: bool = False
     reuse: str | None = None
+    residual: bool = False
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,14 @@ def plan_from_json(doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> 
             for g in doc["equalization"]
         ),
         weights={k: spec_from_json(v, arrays) for k, v in doc["weights"].items()},
-        bits=BitMap(**{**bits, "tier_offsets": tuple(bits["tier_offsets"]), "thresholds": tuple(bits["thresholds"])}),
+        bits=BitMap(
+            **{
+                **bits,
+                "tier_offsets": tuple(bits["tier_offsets"]),
+                "thresholds": tuple(bits["thresholds"]),
+                "float_residual_tiers": tuple(bits.get("float_residual_tiers", ())),
+            }
+        ),
         ranges={p: {s: ActRange(**r) for s, r in sites.items()} for p, sites in doc["ranges"].items()},
         tiers=tuple(_tier_from_json(t, arrays) for t in doc["tiers"]),
         emission={p: Emission(**e) for p, e in doc["emission"].items()},
@@ -205,6 +212,8 @@ def check_plan(plan: QuantPlan) -> None:
         raise PlanError("plan: a tier threshold is not finite", "rebuild the folder")
     if [t.index for t in plan.tiers if not t.quantized] != ([] if fb is None else [plan.bits.float_tier]):
         raise PlanError("plan: the float tier does not match bits.float_below", "rebuild the folder")
+    if not all(0 <= t < len(plan.bits.tier_offsets) for t in plan.bits.float_residual_tiers):
+        raise PlanError("plan: bits.float_residual_tiers names a tier that is not a bit tier", "rebuild the folder")
 
 
 def _check_pruning(g: ChannelPruning) -> None:

@@ -116,7 +116,15 @@ def applicable_notes(plan: QuantPlan) -> list[str]:
     """The notes this build needs: the emulation note only where some weight or activation is below 8 bits."""
     bits = [plan.weights[x.weight].bits for x in plan.quantized_layers()]
     bits += [spec.bits for t in plan.tiers for specs in t.activations.values() for spec in specs.values()]
-    return [EMULATION_NOTE] if any(b < 8 for b in bits) else []
+    notes = [EMULATION_NOTE] if any(b < 8 for b in bits) else []
+    float_stream = [plan.tier(t) for t in plan.bits.float_residual_tiers]
+    if float_stream:
+        names = ", ".join(f"{t.index} ({t.name})" for t in float_stream)
+        notes.append(
+            f"Tier {names}: the residual stream stays float (no Q/DQ on residual-Add skips and on the conv "
+            "outputs that are residual branches; quant.adaptive.high_tier_float_residuals)."
+        )
+    return notes
 
 
 def execution_label(execution: str, profile: str | None) -> str:

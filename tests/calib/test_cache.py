@@ -119,3 +119,16 @@ def test_a_float_budget_cannot_use_a_cache(exported_cache) -> None:
     with pytest.raises(RecipeError, match="float_budget"):
         build(recipe({"float_budget": 0.1}), "never_written", calibration_cache=read_cache(exported_cache[1]))
     assert not Path("never_written").exists()
+
+
+def test_a_float_residual_tier_survives_the_cache(tiny_model, tiny_export, tmp_path) -> None:
+    adaptive = {"enabled": True, "image_order": "flat_high", "image_percentiles": [30, 100]}
+    quant = dict(weight_bits=4, act_bits=4, method="adabm", adaptive={**adaptive, "high_tier_float_residuals": True})
+    plan, _ = _plan(tiny_model, tiny_export, quant=quant)
+    assert plan.bits.float_residual_tiers == (0,) and any(r.residual for r in plan.ranges["trt"].values())
+    write_cache(tmp_path / "calib.json", plan)
+    cache = read_cache(tmp_path / "calib.json")
+    assert cache.bits == plan.bits and cache.ranges == plan.ranges
+    again, _ = _plan(tiny_model, tiny_export, quant=quant, cache=cache)  # (equalization observes patches)
+    assert again.tier(0).sites("trt").keys() == plan.tier(0).sites("trt").keys()
+    assert again.tier(0).sites("trt").keys() < again.tier(1).sites("trt").keys()  # the skips: base tier only

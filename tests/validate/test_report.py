@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,9 @@ def test_sub_8_bit_note_only_where_it_applies(tiny_model, tiny_export, tiny_plan
     assert EMULATION_NOTE not in (good_build / "report.md").read_text()  # the battery build is W8A8
     low = make_plan(tiny_model, tiny_export, weight_bits=4, act_bits=8, method="mse")
     assert applicable_notes(low) == [EMULATION_NOTE]
+    stream = replace(tiny_plan_w8a8, bits=replace(tiny_plan_w8a8.bits, float_residual_tiers=(0,)))
+    (note,) = applicable_notes(stream)
+    assert note.startswith("Tier 0 (base): the residual stream stays float")
 
 
 def test_junit_names_what_ran_each_graph(good_build: Path) -> None:
