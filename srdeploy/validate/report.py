@@ -18,7 +18,8 @@ from srdeploy.validate.verdict import Failure
 EMULATION_NOTE = (
     "Sub-8-bit layers are emulated: TensorRT and ONNX Runtime convolutions compute in INT8, so "
     "b-bit values sit on a b-bit grid inside INT8 Q/DQ (trt) or behind INT4/INT8 DequantizeLinear "
-    "weights (ort). The accuracy is that of the b-bit model; the speed is that of INT8."
+    "weights (ort). The accuracy is that of the b-bit model; the speed at best that of INT8 (ONNX "
+    "Runtime convolves INT4-stored weights in float: docs/BENCHMARKS.md, W4A4 latency per tier)."
 )
 
 
