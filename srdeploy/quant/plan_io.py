@@ -36,6 +36,8 @@ from srdeploy.quant.plan import (
 from srdeploy.quant.spec import QuantSpec
 from srdeploy.quant.spec_io import spec_from_json, spec_to_json
 
+_BIT_TUPLES = ("tier_offsets", "thresholds", "float_residual_tiers")  # BitMap fields stored as JSON lists
+
 
 def _array(arrays: dict[str, np.ndarray], key: str, value: np.ndarray | None, dtype: Any = np.float32) -> str | None:
     if value is None:
@@ -130,7 +132,6 @@ def plan_from_json(doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> 
             f"plan version {doc.get('version')} is not supported (this srdeploy reads version {PLAN_VERSION})",
             "rebuild with this srdeploy version",
         )
-    bits = doc["bits"]
     plan = QuantPlan(
         model=ModelRef(**doc["model"]),
         layers=tuple(LayerInfo(**{**x, "kernel": tuple(x["kernel"])}) for x in doc["layers"]),
@@ -153,14 +154,7 @@ def plan_from_json(doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> 
             for g in doc["equalization"]
         ),
         weights={k: spec_from_json(v, arrays) for k, v in doc["weights"].items()},
-        bits=BitMap(
-            **{
-                **bits,
-                "tier_offsets": tuple(bits["tier_offsets"]),
-                "thresholds": tuple(bits["thresholds"]),
-                "float_residual_tiers": tuple(bits.get("float_residual_tiers", ())),
-            }
-        ),
+        bits=BitMap(**{**doc["bits"], **{k: tuple(doc["bits"].get(k, ())) for k in _BIT_TUPLES}}),
         ranges={p: {s: ActRange(**r) for s, r in sites.items()} for p, sites in doc["ranges"].items()},
         tiers=tuple(_tier_from_json(t, arrays) for t in doc["tiers"]),
         emission={p: Emission(**e) for p, e in doc["emission"].items()},
