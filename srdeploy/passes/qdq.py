@@ -117,6 +117,11 @@ def _conv_nodes(graph: gs.Graph) -> dict[str, gs.Node]:
 def quantize_weights(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, result: PassResult) -> None:
     convs = _conv_nodes(graph)
     b = _Builder(graph, result)
+    profile = get_profile(opts.profile)
+    # int8 (or uint8 holding q + 128) here; weights of <= 4 bits are repacked as INT4 after export when the
+    # emission asks (int4.py).
+    container = profile.weight_container
+    offset = 0 if container is np.int8 else 128
     for layer in plan.layers:
         node = convs.get(layer.weight)
         if node is None:
@@ -129,12 +134,7 @@ def quantize_weights(graph: gs.Graph, plan: QuantPlan, opts: QDQOptions, result:
         if not layer.quantized:
             result.skip(layer.weight, layer.reason)
             continue
-        profile = get_profile(opts.profile)
         spec = profile.weight_spec(plan.weights[layer.weight])
-        # int8 (or uint8 q + 128) here; weights of <= 4 bits are repacked as INT4 after export when the
-        # emission asks (int4.py).
-        container = profile.weight_container
-        offset = 0 if container is np.int8 else 128
         qt = _const(layer.weight, (spec.quantize(values).astype(np.int16) + offset).astype(container))
         zp = _const(f"{layer.weight}.zero_point", np.full(spec.scale.shape, offset, container))
         result.note(f"int{spec.bits}_weight")

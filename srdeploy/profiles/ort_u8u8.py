@@ -5,7 +5,7 @@ with uint8 weights in its u8 x u8 kernels, which widen both operands to 16 bits 
 pair sum saturates and the weights keep their full 8-bit grid (``ort`` narrows them to 7 bits). The values
 are the plan's own signed grid shifted by 128: simulation is that of the plan's weights, unnarrowed.
 Opt-in: the runtime does not prefer it anywhere, because ONNX Runtime's u8 x u8 path is much slower than its
-u8 x s8 one on a VNNI CPU (docs/BENCHMARKS.md, tools/bench_cpu.py); its speed without VNNI is not measured.
+u8 x s8 one on a VNNI CPU (docs/BENCHMARKS.md, tools/bench_weight_bits.py); its speed without VNNI is not measured.
 No INT4 storage (that would need UINT4)."""
 
 from __future__ import annotations
