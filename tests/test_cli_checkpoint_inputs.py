@@ -76,14 +76,14 @@ def _folder(ws: Path) -> str:
 CASES: dict[str, tuple[Callable[[Path], str], list[str]]] = {
     "missing": (lambda ws: "missing.pt", ["checkpoint not found", "missing.pt"]),
     "empty": (_empty, ["empty (0 bytes)"]),
-    "truncated": (_truncated, ["cannot load checkpoint", "cut.pt"]),
-    "text file": (_text, ["cannot load checkpoint", "notes.pt"]),
-    "pickled code": (_pickled_code, ["cannot load checkpoint", "safely"]),
+    "truncated": (_truncated, ["cannot load checkpoint", "cut.pt", "weights-only loading can read"]),
+    "text file": (_text, ["cannot load checkpoint", "notes.pt", "weights-only loading can read"]),
+    "pickled code": (_pickled_code, ["cannot load checkpoint", "safely", "weights-only"]),
     "corrupt safetensors": (_bad_safetensors, ["cannot read safetensors file"]),
     "not a state dict": (_not_a_state_dict, ["holds no state dict"]),
     "unknown layout": (_unknown_layout, ["match no built-in architecture", "srdeploy[zoo]"]),
     "nan weights": (_nan_weights, ["head.0.weight", "NaN or Inf"]),
-    "a folder": (_folder, ["ckpt.pt"]),
+    "a folder": (_folder, ["ckpt.pt", "is a folder, not a file"]),
 }
 
 

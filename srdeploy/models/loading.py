@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net", "generator
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Read a checkpoint file into a flat name -> tensor dict, refusing anything unsafe."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"checkpoint {path} is a folder, not a file", "pass the weights file (.pth, .safetensors)")
     if not path.is_file():
         raise ModelError(f"checkpoint not found: {path}", "check the path, or use a bundled model name")
     if path.stat().st_size == 0:
@@ -41,13 +44,23 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         try:
             raw = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
-            kind = type(exc).__name__
             raise ModelError(
-                f"cannot load checkpoint {path} safely ({kind}: {str(exc).splitlines()[0][:160]})",
-                "the file is corrupt, truncated, or pickles Python objects; re-save it with "
-                "torch.save(model.state_dict(), path) or as .safetensors",
+                f"cannot load checkpoint {path} safely: {_unsafe_reason(exc)}",
+                "re-save the weights with torch.save(model.state_dict(), path) or as .safetensors",
             ) from exc
     return unwrap_state_dict(raw, str(path))
+
+
+def _unsafe_reason(exc: Exception) -> str:
+    """What torch.load(weights_only=True) refused, in one short clause (its own messages run to a page, and
+    a damaged file raises anything from IndexError to OSError)."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+    if found:
+        return f"it pickles the Python object {found.group(1)}, which weights-only loading refuses to run"
+    return (
+        "it is not a PyTorch checkpoint that weights-only loading can read (corrupt, truncated, a plain "
+        f"pickle of Python objects, or another file format; {type(exc).__name__})"
+    )
 
 
 def unwrap_state_dict(raw: Any, origin: str = "checkpoint") -> dict[str, torch.Tensor]:
