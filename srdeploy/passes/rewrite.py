@@ -1,6 +1,6 @@
 """Plan + base fp32 ONNX + deployed float parameters -> the QDQ ONNX of one profile and tier: the passes in
-order (set_float_weights, insert_qdq, fold_output_affine, pad_output_channels and integer_movement
-where the profile asks, float dtype, opset, INT4 packing, metadata), each reporting what it did."""
+order (set_float_weights, insert_qdq, fold_output_affine, pad_output_channels, integer_movement and
+nhwc_entry where the profile asks, float dtype, opset, INT4 packing, metadata), each reporting what it did."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from srdeploy.passes.base import PassResult
 from srdeploy.passes.fp16 import to_fp16
 from srdeploy.passes.int4 import pack_int4_weights, set_opset
 from srdeploy.passes.integer_ops import integer_movement
+from srdeploy.passes.nhwc_entry import nhwc_entry
 from srdeploy.passes.output_affine import fold_output_affine
 from srdeploy.passes.pad_channels import pad_output_channels
 from srdeploy.passes.qdq import QDQOptions, insert_qdq
@@ -54,6 +55,8 @@ def rewrite(
             results.append(pad_output_channels(graph, rules.pad_output_channels))
         if rules.integer_movement:
             results.append(integer_movement(graph))
+        if rules.nhwc_entry:
+            results.append(nhwc_entry(graph, rules.weight_container))
     if emission.float_dtype == "float16" if fp16 is None else fp16:
         results.append(to_fp16(graph))
     model = gs.export_onnx(graph, do_type_check=False)

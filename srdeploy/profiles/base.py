@@ -51,6 +51,9 @@ class Profile:
     # pixel shuffles on the integer tensor (DQ moved after DepthToSpace) and one-slope PReLU as LeakyRelu, so
     # ONNX Runtime keeps integers between quantized convs (passes/integer_ops.py)
     integer_movement: bool = False
+    # a Q entering the integer residual stream from a float op is re-emitted through an identity 1x1 conv, so
+    # ONNX Runtime starts the stream in NHWC and drops 2 layout Transposes per residual block (passes/nhwc_entry.py)
+    nhwc_entry: bool = False
 
     def emission(self, opset: int, weight_bits: int, int4_requested: bool) -> Emission:
         int4 = self.int4_weights and int4_requested and weight_bits <= 4

@@ -12,7 +12,9 @@ region instead of a float conv behind a layout transpose (measured on an AMD EPY
 256x256 LR, 2 threads, interleaved: 403 vs 544 ms, the same drop vs fp32 on the eval set; tools/bench_cpu.py
 in docs/BENCHMARKS.md; not measured on AVX2-only CPUs). Other convs with fewer than 4 output channels get no
 output Q. Pixel shuffles run on the integer tensor and one-slope PReLUs become LeakyRelu, which ONNX Runtime
-fuses into QLinearLeakyRelu (passes/integer_ops.py). Weights of <= 4 bits may be stored as INT4 (a storage
+fuses into QLinearLeakyRelu (passes/integer_ops.py). The integer residual stream starts through an identity
+QLinearConv after the float head, so ONNX Runtime keeps it in NHWC without Transposes around every residual
+block (passes/nhwc_entry.py; bit-identical output). Weights of <= 4 bits may be stored as INT4 (a storage
 saving: ONNX Runtime convolves INT4 weights in float).
 
 Weights are on a 7-bit grid (|q| <= 63, ONNX Runtime's ``reduce_range``): on x86 CPUs without VNNI (AVX2 only)
@@ -54,6 +56,7 @@ PROFILE = Profile(
     image_output_grid=True,
     pad_output_channels=16,
     integer_movement=True,
+    nhwc_entry=True,
     backends=("onnxruntime",),
     providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
     validation_note="ONNX Runtime CPU, integer kernels where fused",

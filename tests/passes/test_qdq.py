@@ -120,7 +120,8 @@ def test_ort_placement_and_fusion(tiny_model, tiny_export, tiny_plan_w8a8, tmp_p
     path = tmp_path / "ort.onnx"
     onnx.save(model, str(path))
     report = fusion_report(path)
-    assert report.quantized_convs == len(tiny_plan_w8a8.quantized_layers())
+    # the plan's convs and the identity conv that starts the integer stream in NHWC (passes/nhwc_entry.py)
+    assert report.quantized_convs == len(tiny_plan_w8a8.quantized_layers()) + 1
     assert report.fused_integer_convs == report.quantized_convs
     assert report.optimized_ops.get("QLinearAdd", 0) >= 2
 

@@ -78,7 +78,8 @@ def test_u8u8_graph_runs_fused_and_computes_what_the_8bit_int8_graph_does(built,
     sess = ort.InferenceSession(graph.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     y = sess.run(None, {"input": X})[0]
     fused = [n for n in onnx.load(opts.optimized_model_filepath).graph.node if n.op_type == "QLinearConv"]
-    assert len(fused) == len(plan.quantized_layers())  # every quantized conv runs as an integer kernel
+    # every quantized conv runs as an integer kernel, and so does the identity entry conv (passes/nhwc_entry.py)
+    assert len(fused) == len(plan.quantized_layers()) + 1
     np.testing.assert_allclose(y, ort_fused(_emit(built, INT8_8BIT), X), atol=1e-6)
     s = simulated(model, plan, "ort_u8u8", 0, X)
     psnr = 10 * np.log10(1.0 / float(np.mean((y - s) ** 2)))
