@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from srdeploy.backends.ort import OrtRunner
+from srdeploy.backends.ort import APP_MEM_ARENA, OrtRunner
 from srdeploy.buildfolder import BuildFolder, sha256_file
 from srdeploy.errors import BackendUnavailable, BuildFolderError
 from srdeploy.machine import has_vnni
@@ -176,10 +176,10 @@ def _probe_scale(infer: Any, path: Path, rules: SizeRules = NO_RULES) -> int:
 
 
 class Session(OrtRunner):
-    """The app runtime's session: CPU arena off (bounded memory for any image size)."""
+    """The app runtime's session: CPU arena on (each call is bounded by the tile budget; backends/ort.py)."""
 
     def __init__(self, path: Path, threads: int | None, providers: list[Provider]) -> None:
-        super().__init__(path, threads, list(providers), mem_arena=False)
+        super().__init__(path, threads, list(providers), mem_arena=APP_MEM_ARENA)
 
     def probe_scale(self, rules: SizeRules = NO_RULES) -> int:
         return _probe_scale(self.infer, self.path, rules)

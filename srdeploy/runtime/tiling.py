@@ -17,9 +17,9 @@ from math import isqrt
 import numpy as np
 
 # LR pixels per inference call (tiles x window area). ONNX Runtime's CPU activations for EDSR-
-# baseline x4 (INT8 `ort` profile, arena off) measured ~7 KB per LR pixel, so 2**17 pixels is
-# ~0.9 GB: with an 8-bit 4000x3000 input and its 576 MB x4 output the process peaked at 1.6 GB
-# (runtime/upscaler.py docstring; tests/runtime/test_upscaler.py::test_large_image_memory).
+# baseline x4 (INT8 `ort` profile) measured ~7 KB per LR pixel, so 2**17 pixels is ~0.9 GB at most;
+# with an 8-bit 4000x3000 input and its 576 MB x4 output the process peaked at 1.27 GB (arena on, 2026-12-08;
+# runtime/upscaler.py docstring; tests/runtime/test_upscaler.py::test_large_image_memory).
 DEFAULT_MAX_BATCH_PIXELS = 1 << 17
 
 

@@ -8,10 +8,11 @@ Apps should not have to know about tiers, tiles, QDQ graphs or the model's float
 
 Memory is bounded by ``max_batch_pixels`` (LR pixels per inference call), not by the image: large
 images are tiled automatically, and tiles are converted straight into the final output array.
-Measured peak RSS (ru_maxrss of a fresh process, 2 threads, CPU) for a 4000x3000 uint8 RGB input
-at x4 with the defaults (auto tile 320 + 16 overlap, 130 tiles, 1 tile per call): 1616 MB with the
-EDSR-baseline x4 architecture (16 blocks x 64 features, `ort` INT8 profile), of which 726 MB are
-NumPy arrays (the 576 MB output, the 144 MB float input); 1240 MB with the tiny test model. Float
+Measured peak RSS (VmHWM of a fresh process, 2 threads, CPU, AMD EPYC AVX-512 VNNI, 2026-12-08) for a
+4000x3000 uint8 RGB input at x4 with the defaults (auto tile 320 + 16 overlap, 130 tiles, 1 tile per
+call), EDSR-baseline x4 `int8_edsr_x4` build: 1266 MB in 68.7 s with ONNX Runtime's CPU arena on (the
+runtime's setting), 1176 MB in 77.0 s with it off; the 576 MB output and the 144 MB float input are part of
+it (tests/runtime/test_upscaler.py::test_large_image_memory runs the tiny test model the same way). Float
 input returns float output at 4 (float32) or 8 (float64) bytes per sample: budget for that.
 Routing is a pure function of the tile pixels (runtime/routing.py), so results are deterministic.
 An instance is not meant for concurrent ``upscale`` calls (``last_stats`` is per instance).
