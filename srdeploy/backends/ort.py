@@ -135,23 +135,20 @@ class FusionReport:
         return self.fused_integer_convs >= self.quantized_convs
 
 
-def _layout_only(node_name: str) -> bool:
-    """The identity conv of passes/nhwc_entry.py: not one of the plan's convs, so not counted as one."""
-    return ".nhwc_entry:" in node_name
-
-
 def fusion_report(model_path: str | os.PathLike[str], threads: int = 1) -> FusionReport:
     """Count DQ-weight Convs in the file and integer conv kernels in ORT's optimized graph (the plan's convs:
     the identity entry conv of passes/nhwc_entry.py is left out of both; ``optimized_ops`` counts every op)."""
     import onnx
     import onnxruntime as ort
 
+    from srdeploy.passes.nhwc_entry import is_entry_node
+
     model = onnx.load(str(model_path))
     dq_outputs = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
     quantized = sum(
         1
         for n in model.graph.node
-        if n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in dq_outputs and not _layout_only(n.name)
+        if n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in dq_outputs and not is_entry_node(n.name)
     )
     with tempfile.TemporaryDirectory() as tmp:
         opt_path = os.path.join(tmp, "optimized.onnx")
@@ -161,5 +158,5 @@ def fusion_report(model_path: str | os.PathLike[str], threads: int = 1) -> Fusio
         ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
         optimized = onnx.load(opt_path)
     ops = Counter(n.op_type for n in optimized.graph.node)
-    fused = sum(1 for n in optimized.graph.node if n.op_type in INTEGER_CONV_OPS and not _layout_only(n.name))
+    fused = sum(1 for n in optimized.graph.node if n.op_type in INTEGER_CONV_OPS and not is_entry_node(n.name))
     return FusionReport(quantized_convs=quantized, fused_integer_convs=fused, optimized_ops=dict(sorted(ops.items())))

@@ -26,18 +26,18 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from srdeploy.passes.base import PassResult
-from srdeploy.passes.qdq import producer
+from srdeploy.passes.qdq import constant_dq, producer
+
+SUFFIX = ".nhwc_entry"  # the entry's node and initializer names: <Q's module path>.nhwc_entry...
+
+
+def is_entry_node(name: str) -> bool:
+    """A node this pass added (not one of the plan's convs), also under ONNX Runtime's optimized names."""
+    return f"{SUFFIX}:" in name
 
 
 def _dq_users(t: gs.Tensor) -> list[gs.Node]:
     return [u for u in t.outputs if u.op == "DequantizeLinear"]
-
-
-def _const_weight_dq(t: gs.Tensor) -> gs.Node | None:
-    dq = producer(t)
-    if dq is None or dq.op != "DequantizeLinear" or not isinstance(dq.inputs[0], gs.Constant):
-        return None
-    return dq
 
 
 def _fused_conv(node: gs.Node | None) -> bool:
@@ -45,7 +45,7 @@ def _fused_conv(node: gs.Node | None) -> bool:
     if node is None or node.op != "Conv" or len(node.inputs) < 2:
         return False
     data = producer(node.inputs[0])
-    return data is not None and data.op == "DequantizeLinear" and _const_weight_dq(node.inputs[1]) is not None
+    return data is not None and data.op == "DequantizeLinear" and constant_dq(node.inputs[1]) is not None
 
 
 def _integer_op(node: gs.Node | None) -> bool:
@@ -66,7 +66,7 @@ def _entry_channels(q: gs.Node) -> int | None:
     convs = [r for r in readers if _fused_conv(r) and r.attrs.get("group", 1) == 1]
     if not convs or not any(r.op == "Add" for r in readers):
         return None
-    return int(_const_weight_dq(convs[0].inputs[1]).inputs[0].values.shape[1])  # type: ignore[union-attr]
+    return int(constant_dq(convs[0].inputs[1]).inputs[0].values.shape[1])  # type: ignore[union-attr]
 
 
 def _identity_weights(name: str, channels: int, container: type, scale_dtype: type) -> gs.Node:
@@ -89,7 +89,7 @@ def nhwc_entry(graph: gs.Graph, weight_container: type = np.int8) -> PassResult:
         channels = _entry_channels(q)
         if channels is None:
             continue
-        name = q.name.rsplit(":", 1)[0] + ".nhwc_entry"
+        name = q.name.rsplit(":", 1)[0] + SUFFIX
         scale, zero = q.inputs[1], q.inputs[2]
         scale_dtype = np.asarray(scale.values).dtype.type
         stream = q.outputs[0]

@@ -98,6 +98,12 @@ def producer(t: gs.Tensor) -> gs.Node | None:
     return t.inputs[0] if t.inputs else None
 
 
+def constant_dq(t: gs.Tensor) -> gs.Node | None:
+    """The DequantizeLinear writing ``t`` from a constant integer initializer (a quantized weight), or None."""
+    dq = producer(t)
+    return dq if dq is not None and dq.op == "DequantizeLinear" and isinstance(dq.inputs[0], gs.Constant) else None
+
+
 def _conv_nodes(graph: gs.Graph) -> dict[str, gs.Node]:
     """Conv nodes keyed by weight name (float initializer, or integer initializer behind a DQ)."""
     out = {}
@@ -107,10 +113,8 @@ def _conv_nodes(graph: gs.Graph) -> dict[str, gs.Node]:
         w = node.inputs[1]
         if isinstance(w, gs.Constant):
             out[w.name] = node
-        else:
-            prod = producer(w)
-            if prod is not None and prod.op == "DequantizeLinear" and isinstance(prod.inputs[0], gs.Constant):
-                out[prod.inputs[0].name] = node
+        elif (dq := constant_dq(w)) is not None:
+            out[dq.inputs[0].name] = node
     return out
 
 
