@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import markdown_table, plain_export, save_json
 
 from srdeploy.backends.openvino import OpenVinoRunner
-from srdeploy.backends.ort import APP_MEM_ARENA, OrtRunner
+from srdeploy.backends.ort import OrtRunner
 from srdeploy.bench import build_graphs, interleaved_ms, machine_info
 from srdeploy.data.calib_inputs import calib_patches
 from srdeploy.data.sets import load_pairs
@@ -45,7 +45,7 @@ Infer = Callable[[np.ndarray], np.ndarray]
 
 def runner(runtime: str, path: Path, threads: int, precision: str = "f32") -> Infer:
     if runtime == "ort":
-        return OrtRunner(path, threads=threads, mem_arena=APP_MEM_ARENA).infer
+        return OrtRunner(path, threads=threads).infer
     return OpenVinoRunner(path, threads=threads, precision=precision).activate().infer
 
 

@@ -100,12 +100,12 @@ def accuracy_rows(args: argparse.Namespace, loaded, dense, pairs, patches, tmp: 
 def latency(exports: dict[str, Path], int8: Path | None, args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Median ms per backend and model, each backend's models timed round-robin in one run."""
     from srdeploy.backends.openvino import OpenVinoRunner
-    from srdeploy.backends.ort import APP_MEM_ARENA, OrtRunner
+    from srdeploy.backends.ort import OrtRunner
 
     x = np.random.default_rng(0).random((1, 3, args.size, args.size), dtype=np.float32)
-    ort = {k: OrtRunner(p, threads=args.threads, mem_arena=APP_MEM_ARENA).infer for k, p in exports.items()}
+    ort = {k: OrtRunner(p, threads=args.threads).infer for k, p in exports.items()}
     if int8 is not None:
-        ort["w8a8"] = OrtRunner(int8, threads=args.threads, mem_arena=APP_MEM_ARENA).infer
+        ort["w8a8"] = OrtRunner(int8, threads=args.threads).infer
     out = {"onnxruntime": {k: float(np.median(v)) for k, v in interleaved_ms(ort, x, 1, args.repeats).items()}}
     ov = {k: OpenVinoRunner(p, threads=args.threads).activate().infer for k, p in exports.items()}
     out["openvino"] = {k: float(np.median(v)) for k, v in interleaved_ms(ov, x, 1, args.repeats).items()}

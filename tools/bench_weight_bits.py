@@ -64,12 +64,12 @@ def accuracy_rows(report: dict[str, Any]) -> list[list[Any]]:
 
 def speed_rows(folder: Path, size: int, threads: int, repeats: int) -> list[list[Any]]:
     from srdeploy.backends.openvino import OpenVinoRunner
-    from srdeploy.backends.ort import APP_MEM_ARENA, OrtRunner
+    from srdeploy.backends.ort import OrtRunner
 
     graphs = {"fp32": folder / "fp32.onnx", **{name: folder / p / "model.onnx" for p, name in GRAPHS.items()}}
     infers = {}
     for name, path in graphs.items():
-        infers[f"ORT {name}"] = OrtRunner(path, threads=threads, mem_arena=APP_MEM_ARENA).infer
+        infers[f"ORT {name}"] = OrtRunner(path, threads=threads).infer
         infers[f"OpenVINO {name}"] = OpenVinoRunner(path, threads=threads, precision="f32").activate().infer
     x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
     times = {k: float(np.median(v)) for k, v in interleaved_ms(infers, x, warmup=1, repeats=repeats).items()}

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import markdown_table, save_json
 from zoo_models import DAMPING_NOTE, RANDOM_RRDB_NOTE, SIGNAL_NOTE, ZooSpec, parameters, specs
 
-from srdeploy.backends.ort import APP_MEM_ARENA, OrtRunner
+from srdeploy.backends.ort import OrtRunner
 from srdeploy.bench import interleaved_ms, machine_info
 from srdeploy.data.sets import load_pairs
 from srdeploy.machine import has_vnni
@@ -103,7 +103,7 @@ def fidelity(out: Path, model: Any, pairs: list, threads: int) -> dict[str, Any]
 
 def latency(out: Path, size: int, threads: int, repeats: int) -> dict[str, Any]:
     graphs = {"fp32": out / "fp32.onnx", "ort": out / "ort" / "model.onnx", "ort_avx2": out / "ort_avx2" / "model.onnx"}
-    runners = {k: OrtRunner(p, threads=threads, mem_arena=APP_MEM_ARENA).infer for k, p in graphs.items()}
+    runners = {k: OrtRunner(p, threads=threads).infer for k, p in graphs.items()}
     x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
     times = interleaved_ms(runners, x, warmup=1, repeats=repeats)
     med = {k: float(np.median(v)) for k, v in times.items()}

@@ -16,7 +16,6 @@ from srdeploy.backends.base import Capabilities, RunnerBase
 from srdeploy.errors import BackendUnavailable
 from srdeploy.interrupts import reraise_pending
 
-APP_MEM_ARENA = True  # the app runtime's and the benchmarks' ORT sessions (see OrtRunner)
 INTEGER_CONV_OPS = ("QLinearConv", "ConvInteger", "NhwcQLinearConv")
 
 
@@ -72,8 +71,9 @@ class OrtRunner(RunnerBase):
     """One InferenceSession, created on ``activate``. ``infer`` takes and returns NCHW float32.
 
     ``mem_arena=False`` turns ONNX Runtime's CPU arena off: every run then allocates its activations afresh
-    (page faults on each large buffer). The app runtime keeps it on (``APP_MEM_ARENA``): its calls are bounded
-    by the tile budget (runtime/tiling.py), so the arena holds at most one call's activations. Measured 2026-12-08
+    (page faults on each large buffer). The app runtime and the benchmark tools keep the default (on): the
+    runtime's calls are bounded by the tile budget (runtime/tiling.py), so the arena holds at most one call's
+    activations. Measured 2026-12-08
     (AMD EPYC AVX-512 VNNI, 2 threads, ONNX Runtime 1.32.0, auto tiles), arena on vs off: EDSR-baseline x4 W8A8,
     1200x900 LR at x4, 6.4 / 7.0 s vs 7.5 / 8.0 s, peak RSS 493 vs 718 MB; 4000x3000 at x4 (130 tiles), 68.7 vs
     77.0 s, 1266 vs 1176 MB; the pruned SRResNet-BN x4 W8A8 at 1200x900, 10.8 / 10.5 s vs 25.6 / 23.6 s, 563 vs

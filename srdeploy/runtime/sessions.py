@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from srdeploy.backends.ort import APP_MEM_ARENA, OrtRunner
+from srdeploy.backends.ort import OrtRunner
 from srdeploy.buildfolder import BuildFolder, sha256_file
 from srdeploy.errors import BackendUnavailable, BuildFolderError
 from srdeploy.machine import has_vnni
@@ -179,7 +179,7 @@ class Session(OrtRunner):
     """The app runtime's session: CPU arena on (each call is bounded by the tile budget; backends/ort.py)."""
 
     def __init__(self, path: Path, threads: int | None, providers: list[Provider]) -> None:
-        super().__init__(path, threads, list(providers), mem_arena=APP_MEM_ARENA)
+        super().__init__(path, threads, list(providers))
 
     def probe_scale(self, rules: SizeRules = NO_RULES) -> int:
         return _probe_scale(self.infer, self.path, rules)
